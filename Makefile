@@ -1,0 +1,31 @@
+# tsim: `make run` runs the default experiment, `make test` runs the test suite.
+# Both create .venv/ on first use. GPU users: make TORCH_SPEC="torch" (or any spec) run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+OUT ?= results/default
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test,deep]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/tsim run --out $(OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks -q --benchmark-enable --benchmark-only -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) results .benchmarks

@@ -1,0 +1,115 @@
+"""Command line: ``tsim run [CONFIG.toml] [--out DIR] [--quick]``, ``tsim status``, ``tsim collect``,
+``tsim report``. Bad input ends with one line on stderr and exit code 2 (set TSIM_DEBUG=1 for the
+traceback)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from .config import ConfigError, from_dict
+
+DEEP_STUDY = "deep"
+
+
+def default_config_text() -> str:
+    """The embedded default experiment (tsim/configs/default.toml)."""
+    return resources.files("tsim").joinpath("configs/default.toml").read_text()
+
+
+def read_raw(path: str | None) -> dict:
+    """The raw TOML dict of a config file, or of the embedded default when path is None."""
+    if path is None:
+        return tomllib.loads(default_config_text())
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("config", f"config file {path!r} does not exist. Give the path of a .toml file, "
+                          "e.g. experiments/width_double_descent.toml, or none for the default.")
+    try:
+        return tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("config", f"{path} is not valid TOML ({exc}). Fix the syntax.") from None
+
+
+def run(config: str | None = None, out: str | None = None, quick: bool = False, device: str | None = None,
+        progress: bool = True) -> dict:
+    """Run a config (or the default) and write results, summary.json and figures; return the summary."""
+    raw = read_raw(config)
+    if raw.get("study") == DEEP_STUDY:
+        from .deep.experiment import run as run_deep
+
+        return run_deep(raw, Path(out or raw.get("output", {}).get("dir", "results/deep")), quick, device,
+                        progress)
+    if device not in (None, "cpu", "auto"):
+        raise ConfigError("--device", f"--device {device} applies to study = \"deep\" configs only; "
+                          "two-layer studies run on the CPU with Numba. Drop --device.")
+    cfg = from_dict(raw, quick=quick)
+    from .analysis import summarize, versions
+    from .plot import draw
+    from .sweep.run import run_sweep
+
+    out_dir = Path(out or cfg.output.dir)
+    t0 = time.perf_counter()
+    df = run_sweep(cfg, out_dir, progress=progress)
+    summary = {"config": cfg.to_dict(), "config_file": config or "<embedded default>", "quick": quick,
+               "versions": versions(), "seeds": {"sweep.seed": cfg.sweep.seed, "pairs": cfg.sweep.pairs,
+                                                 "teacher.seed": cfg.teacher.seed},
+               "wall_time_s": round(time.perf_counter() - t0, 3), "measured": summarize(df)}
+    figures = draw(df, cfg.output.plots, out_dir)
+    summary["figures"] = [f.name for f in figures]
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tsim", description="Teacher-student LMC simulator.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run a config (default: the embedded width sweep)")
+    r.add_argument("config", nargs="?", help="TOML config; omit for the embedded default")
+    r.add_argument("--out", help="output folder (default: output.dir of the config)")
+    r.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
+    r.add_argument("--device", choices=["cpu", "cuda", "auto"], help="torch device (deep studies)")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    s = sub.add_parser("status", help="done / failed / pending cells of an output folder")
+    s.add_argument("dir")
+    c = sub.add_parser("collect", help="one table of all finished rows")
+    c.add_argument("dir")
+    c.add_argument("--to", help="output file (.csv or .parquet); default DIR/collected.csv")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "run":
+            summary = run(args.config, args.out, args.quick, args.device, progress=not args.no_progress)
+            print(json.dumps(summary.get("measured", {}), indent=2, default=str))
+        elif args.cmd == "status":
+            from .sweep.store import status_text
+
+            print(status_text(Path(args.dir)))
+        elif args.cmd == "collect":
+            from .sweep.store import collect
+
+            print(collect(Path(args.dir), Path(args.to) if args.to else None))
+    except (ConfigError, ValueError, OSError) as exc:
+        if os.environ.get("TSIM_DEBUG"):
+            raise
+        field = getattr(exc, "field", None)
+        print(f"tsim: error: {exc}" if field is None or str(exc).startswith(field) else f"tsim: error: {exc}",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tsim: interrupted; finished cells are saved, run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Config of a deep study (``study = "deep"``): frozen dataclasses, validation, sweep axes.
+
+Sections ``[data]``, ``[model]``, ``[train]``, ``[match]``, ``[sweep]``, ``[run]``, ``[output]``;
+keys equal the dataclass fields below. An optional ``[quick]`` table with the same layout
+replaces values under ``--quick``. A field marked sweepable may hold a list (or a
+``{geomspace = [lo, hi, n]}``-style axis as in :mod:`tsim.config`); the grid is the product.
+
+Every error is a :class:`tsim.config.ConfigError` naming the field, the rule, the value and the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from tsim.config import Choice, ConfigError, Interval, Text, TextList, rule
+from tsim.config import _expand_axis  # same sweep syntax as the lmc study
+
+
+@dataclass(frozen=True)
+class IntTuple:
+    """A list of positive integers (a shape); empty means "the default"."""
+
+    def describe(self) -> str:
+        return "a list of positive integers"
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+            raise ValueError
+        return tuple(value)
+
+    def bad_value(self) -> Any:
+        return [0, -1]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Dataset: real MNIST (IDX files under ``root/MNIST/raw``) or a random deep ReLU teacher.
+
+    ``root = ""`` means the env var ``TSIM_DATA``, else ``../shared/data/mnist`` next to the repo.
+    ``n_train = 0`` uses every training example. The teacher draws x ~ N(0, I_d), d = prod(shape),
+    labels y = argmax f*(x) of a ReLU MLP with ``teacher_depth`` hidden layers of ``teacher_width``.
+    """
+
+    dataset: str = rule(Choice(("mnist", "teacher")), "mnist", "use 'mnist' or 'teacher'", sweepable=False)
+    root: str = rule(Text(), "", "give the folder holding MNIST/raw, or \"\" for $TSIM_DATA", sweepable=False)
+    n_train: int = rule(Interval(int, 0, example=10000), 0, "use 0 (all) or a positive subset size",
+                        sweepable=False)
+    n_test: int = rule(Interval(int, 0, example=10000), 0, "use 0 (all) or a positive test size",
+                       sweepable=False)
+    shape: tuple = rule(IntTuple(), (), "give the teacher input shape, e.g. [1, 8, 8] or [64]",
+                        sweepable=False)
+    classes: int = rule(Interval(int, 2, example=10), 10, "use at least 2 classes", sweepable=False)
+    teacher_width: int = rule(Interval(int, 1, example=64), 64, "use a positive teacher width",
+                              sweepable=False)
+    teacher_depth: int = rule(Interval(int, 1, example=3), 3, "use at least one teacher hidden layer",
+                              sweepable=False)
+    seed: int = rule(Interval(int, 0, example=0), 0, "use a non-negative data seed", sweepable=False)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture; hidden widths are round(base * width) (channels for conv nets)."""
+
+    arch: str = rule(Choice(("mlp", "vgg", "resnet")), "mlp", "use 'mlp', 'vgg' or 'resnet'")
+    width: float = rule(Interval(float, 0.0, open_low=True, example=1.0), 1.0,
+                        "use a positive width multiplier such as 1 or 2")
+    depth: int = rule(Interval(int, 1, example=3), 3,
+                      "use a positive depth (MLP hidden layers, VGG conv layers, ResNet blocks per stage)")
+    base: int = rule(Interval(int, 1, example=128), 128, "use a positive base width (MLP units, conv channels)")
+    norm: str = rule(Choice(("none", "batch", "layer")), "none", "use 'none', 'batch' or 'layer'")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """SGD (momentum) or Adam on cross-entropy, ``epochs`` passes, cosine or constant lr."""
+
+    optimizer: str = rule(Choice(("sgd", "adam")), "sgd", "use 'sgd' or 'adam'")
+    lr: float = rule(Interval(float, 0.0, open_low=True, example=0.05), 0.05,
+                     "set a positive step size such as 0.05")
+    momentum: float = rule(Interval(float, 0.0, 1.0, example=0.9), 0.9, "use a momentum in [0, 1]")
+    weight_decay: float = rule(Interval(float, 0.0, example=0.0), 0.0, "use a weight decay >= 0")
+    epochs: int = rule(Interval(int, 1, example=5), 5, "use a positive number of epochs")
+    batch: int = rule(Interval(int, 1, example=128), 128, "use a positive minibatch size")
+    schedule: str = rule(Choice(("constant", "cosine")), "cosine", "use 'constant' or 'cosine'")
+    amp: bool = rule(Choice((False, True)), False, "true enables bfloat16 autocast on cuda (ignored on cpu)",
+                     sweepable=False)
+
+
+METHODS = ("naive", "wm", "am")
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    """Alignment and barrier: methods, t-grid, BatchNorm reset and activation batches."""
+
+    methods: tuple = rule(TextList(METHODS), METHODS, "choose methods from the list", sweepable=False)
+    grid: int = rule(Interval(int, 3, example=11), 11, "use at least 3 t-points", sweepable=False)
+    wm_max_iter: int = rule(Interval(int, 1, example=100), 100, "use a positive iteration cap",
+                            sweepable=False)
+    am_examples: int = rule(Interval(int, 1, example=2000), 2000,
+                            "use a positive number of training examples for activation matching",
+                            sweepable=False)
+    bn_batches: int = rule(Interval(int, 1, example=20), 20,
+                           "use a positive number of batches to reset BatchNorm statistics", sweepable=False)
+    sparsity_tol: float = rule(Interval(float, 0.0, example=0.01), 0.01,
+                               "a unit is sparse when its mean activation <= tol * mean over units",
+                               sweepable=False)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """``pairs`` independent seed pairs (seed + 2p, seed + 2p + 1) per grid cell."""
+
+    pairs: int = rule(Interval(int, 1, example=3), 3, "use at least one seed pair", sweepable=False)
+    seed: int = rule(Interval(int, 0, example=0), 0, "use a non-negative base seed", sweepable=False)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where to compute: ``auto`` picks cuda when available."""
+
+    device: str = rule(Choice(("cpu", "cuda", "auto")), "auto", "use 'cpu', 'cuda' or 'auto'",
+                       sweepable=False)
+    threads: int = rule(Interval(int, 0, example=2), 0, "use 0 (torch default) or a thread count",
+                        sweepable=False)
+    deterministic: bool = rule(Choice((False, True)), True,
+                               "true calls torch.use_deterministic_algorithms", sweepable=False)
+
+
+DEEP_PLOTS = ("barrier", "sparsity", "endpoints")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Which figures to draw (x axis: the swept field, model.width or train.lr)."""
+
+    plots: tuple = rule(TextList(DEEP_PLOTS), ("barrier", "sparsity"), "choose plots from the list",
+                        sweepable=False)
+    title: str = rule(Text(), "", "give a figure title or \"\"", sweepable=False)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "match": MatchConfig,
+    "sweep": SweepConfig,
+    "run": RunConfig,
+    "output": OutputConfig,
+}
+
+
+@dataclass(frozen=True)
+class DeepConfig:
+    """A whole deep config; sweep axes live in ``axes`` as ((dotted name, values), ...)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    axes: tuple = ()
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (axes as lists), for summary.json."""
+        out: dict = {"study": "deep"}
+        for name in SECTIONS:
+            out[name] = {k: (list(v) if isinstance(v, tuple) else v)
+                         for k, v in dataclasses.asdict(getattr(self, name)).items()}
+        for key, values in self.axes:
+            sec, fld = key.split(".")
+            out[sec][fld] = list(values)
+        return out
+
+
+def _fail(key: str, rule_, value, fix: str) -> ConfigError:
+    return ConfigError(key, f"{key} must be {rule_.describe()}; got {value!r}. {fix[0].upper() + fix[1:]}.")
+
+
+def _section(name: str, cls: type, raw: Any, axes: list) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(name, f"[{name}] must be a table of keys; got {raw!r}.")
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        dotted = f"{name}.{key}"
+        if key not in known:
+            raise ConfigError(dotted, f"unknown key {dotted}. Allowed keys in [{name}]: "
+                              f"{', '.join(known)}. Fix the spelling or remove it.")
+        f = known[key]
+        rule_, fix = f.metadata["rule"], f.metadata["fix"]
+        is_axis = isinstance(value, dict) or (isinstance(value, list) and not isinstance(rule_, (TextList, IntTuple)))
+        if is_axis:
+            if not f.metadata["sweepable"]:
+                raise ConfigError(dotted, f"{dotted} cannot be swept; give one value such as {f.default!r}.")
+            checked = []
+            for v in _expand_axis(dotted, value, rule_):
+                try:
+                    checked.append(rule_.check(v))
+                except ValueError:
+                    raise _fail(dotted, rule_, v, fix) from None
+            axes.append((dotted, tuple(checked)))
+            values[key] = checked[0]
+        else:
+            try:
+                values[key] = rule_.check(value)
+            except ValueError:
+                raise _fail(dotted, rule_, value, fix) from None
+    return cls(**values)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        is_axis = isinstance(v, dict) and len(v) == 1 and next(iter(v)) in (
+            "logspace", "geomspace", "linspace", "range")
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and not is_axis else v
+    return out
+
+
+def from_dict(raw: dict, quick: bool = False) -> DeepConfig:
+    """Validate a parsed TOML dict (``study = "deep"``) into a :class:`DeepConfig`.
+
+    ``[quick]`` overrides are merged when ``quick`` is true (and ignored otherwise).
+
+    Raises
+    ------
+    ConfigError
+        Naming the first bad field, the rule, the value and the fix.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError("config", f"a config must be a table of sections; got {type(raw).__name__}.")
+    raw = dict(raw)
+    quick_raw = raw.pop("quick", {})
+    if not isinstance(quick_raw, dict):
+        raise ConfigError("quick", "[quick] must be a table of overrides with the same sections.")
+    if quick:
+        raw = _merge(raw, quick_raw)
+    study = raw.pop("study", "deep")
+    if study != "deep":
+        raise ConfigError("study", f"study must be 'deep' for tsim.deep; got {study!r}. Set study = \"deep\".")
+    for key in raw:
+        if key not in SECTIONS:
+            raise ConfigError(key, f"unknown section [{key}]. Allowed sections: study, "
+                              f"{', '.join(SECTIONS)}, quick. Fix the spelling or remove it.")
+    axes: list = []
+    parts = {name: _section(name, cls, raw.get(name, {}), axes) for name, cls in SECTIONS.items()}
+    cfg = DeepConfig(axes=tuple(axes), **parts)
+    for cell in [cfg] + [resolve(cfg, p) for p in grid(cfg)]:
+        check_cross(cell)
+    return cfg
+
+
+def input_shape(cfg: DeepConfig) -> tuple[int, ...]:
+    """Shape of one input example: (1, 28, 28) for MNIST, ``data.shape`` (default (1, 8, 8)) for the teacher."""
+    if cfg.data.dataset == "mnist":
+        return (1, 28, 28)
+    return tuple(cfg.data.shape) if cfg.data.shape else (1, 8, 8)
+
+
+def check_cross(cfg: DeepConfig) -> None:
+    """Rules between fields of one resolved cell."""
+    d = cfg.data
+    if d.shape and d.dataset == "mnist" and tuple(d.shape) != (1, 28, 28):
+        raise ConfigError("data.shape", f"data.shape must be [1, 28, 28] (or empty) for MNIST; "
+                          f"got {list(d.shape)!r}. Remove data.shape or use dataset = \"teacher\".")
+    shape = input_shape(cfg)
+    if cfg.model.arch in ("vgg", "resnet") and len(shape) != 3:
+        raise ConfigError("data.shape", f"model.arch = {cfg.model.arch!r} needs a (channels, height, width) "
+                          f"input; got data.shape = {list(d.shape)!r}. Give three sizes such as [1, 8, 8].")
+    if d.dataset == "teacher" and (d.n_train == 0 or d.n_test == 0):
+        raise ConfigError("data.n_train", f"data.n_train and data.n_test must be > 0 for the teacher dataset; "
+                          f"got {d.n_train}, {d.n_test}. Set both, e.g. n_train = 4000, n_test = 2000.")
+
+
+def grid(cfg: DeepConfig) -> list[dict]:
+    """All grid points: a list of {dotted name: value}, the product of ``cfg.axes`` in file order."""
+    names = [k for k, _ in cfg.axes]
+    return [dict(zip(names, combo)) for combo in itertools.product(*(v for _, v in cfg.axes))]
+
+
+def resolve(cfg: DeepConfig, point: dict) -> DeepConfig:
+    """The scalar config of one grid point (axes removed)."""
+    sections = {name: getattr(cfg, name) for name in SECTIONS}
+    for key, value in point.items():
+        sec, fld = key.split(".")
+        sections[sec] = replace(sections[sec], **{fld: value})
+    return DeepConfig(axes=(), **sections)

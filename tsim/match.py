@@ -1,0 +1,125 @@
+"""Aligning the hidden neurons of two two-layer networks.
+
+Convention (used everywhere in tsim): ``perm = weight_matching(A, B)`` is an integer array of
+length m such that ``B.permute(perm)`` (rows ``B.W[perm]``, ``B.a[perm]``) is aligned with A:
+neuron i of A is matched with neuron perm[i] of B.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .network import TwoLayer
+
+try:  # lapx installs the module `lap`
+    import lap as _lap
+except ImportError:  # pragma: no cover - lapx is a dependency; scipy is the fallback
+    _lap = None
+
+
+def neuron_features(S: TwoLayer) -> np.ndarray:
+    """z_j = (w_j, c a_j), shape (m, d + 1): everything neuron j carries."""
+    return np.hstack([S.W, (S.c * S.a)[:, None]])
+
+
+def _round_ties(C: np.ndarray) -> np.ndarray:
+    """Round C to 12 significant digits of its scale so float noise cannot split an exact tie."""
+    scale = float(np.max(np.abs(C))) if C.size else 0.0
+    if scale == 0.0:
+        return C
+    q = 10.0 ** (np.floor(np.log10(scale)) - 11)
+    return np.round(C / q) * q
+
+
+def solve_assignment(C: np.ndarray, maximize: bool = False) -> np.ndarray:
+    """Exact linear assignment on a square cost C (m, m): perm with sum_i C[i, perm[i]] optimal.
+
+    LAPJV from lapx (``lap.lapjvs`` in float64) when installed, else
+    scipy.optimize.linear_sum_assignment. Deterministic for a given C.
+    """
+    C = np.ascontiguousarray(C, dtype=np.float64)
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise ValueError(f"cost must be a square matrix; got shape {C.shape}.")
+    if not np.all(np.isfinite(C)):
+        raise ValueError("cost contains non-finite values.")
+    if maximize:
+        C = -C
+    m = C.shape[0]
+    if m == 1:
+        return np.zeros(1, dtype=np.int64)
+    if _lap is not None:
+        _, rows, cols = _lap.lapjvs(C, return_cost=True, jvx_like=True, prefer_float32=False)
+        perm = np.empty(m, dtype=np.int64)
+        perm[rows] = cols
+        return perm
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(C)
+    perm = np.empty(m, dtype=np.int64)
+    perm[rows] = cols
+    return perm
+
+
+def weight_matching(A: TwoLayer, B: TwoLayer) -> np.ndarray:
+    """Permutation of B's neurons that best matches A's weights.
+
+    Solves  max_perm sum_i <z^A_i, z^B_perm(i)>,  z_j = (w_j, c a_j),
+    which for one hidden layer is exactly  min_perm ||theta_A - theta_{perm(B)}||^2  and is one
+    linear assignment (Ainsworth et al. 2023, arXiv:2209.04836). Ties: the cost is rounded to 12
+    significant digits and solved by LAPJV, so equal inputs give equal outputs; use
+    :func:`assignment_ties` to see whether the optimum was unique.
+
+    Returns
+    -------
+    perm : ndarray of int, shape (m,)   ``B.permute(perm)`` is aligned with A.
+    """
+    if A.W.shape != B.W.shape:
+        raise ValueError(f"A and B must have the same shape to be matched; got {A.W.shape} and {B.W.shape}. "
+                         "Pad the narrower one with zero neurons (TwoLayer.pad).")
+    C = _round_ties(neuron_features(A) @ neuron_features(B).T)
+    return solve_assignment(C, maximize=True)
+
+
+@dataclass(frozen=True)
+class TieReport:
+    """Ties of an optimal assignment found by 2-swaps.
+
+    Attributes
+    ----------
+    n_tied : int              rows i that can swap partners with some row k at no change of the objective
+    pairs : ndarray, (p, 2)   the tied row pairs (i, k), i < k
+    """
+
+    n_tied: int
+    pairs: np.ndarray
+
+    @property
+    def unique(self) -> bool:
+        """True when no 2-swap tie exists (a tie over a longer cycle is not detected)."""
+        return self.n_tied == 0
+
+
+def assignment_ties(S: np.ndarray, perm: np.ndarray, rtol: float = 1e-9) -> TieReport:
+    """Rows whose partners can be swapped without changing sum_i S[i, perm[i]] (a score to maximise).
+
+    For rows i, k: delta_ik = S[i,p_i] + S[k,p_k] - S[i,p_k] - S[k,p_i] >= 0 at an optimum; a
+    zero delta (within rtol times the score scale) is a tie. On teacher-aligned minima (neurons 0
+    or alpha e_j) a type-j/type-k pair and a type-j/zero pair both score 0, so such ties decide
+    the matching and can decide the barrier.
+    """
+    S = np.asarray(S, dtype=np.float64)
+    perm = np.asarray(perm)
+    own = S[np.arange(S.shape[0]), perm]
+    cross = S[:, perm]  # cross[i, k] = S[i, p_k]
+    delta = own[:, None] + own[None, :] - cross - cross.T
+    tol = rtol * max(float(np.max(np.abs(S))), 1e-300)
+    iu = np.triu_indices(S.shape[0], k=1)
+    tied = np.abs(delta[iu]) <= tol
+    pairs = np.column_stack([iu[0][tied], iu[1][tied]])
+    return TieReport(n_tied=int(np.unique(pairs).size), pairs=pairs)
+
+
+def weight_matching_ties(A: TwoLayer, B: TwoLayer, perm: np.ndarray) -> TieReport:
+    """:func:`assignment_ties` for the weight-matching score of A and B at ``perm``."""
+    return assignment_ties(_round_ties(neuron_features(A) @ neuron_features(B).T), perm)

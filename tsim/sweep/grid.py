@@ -1,0 +1,39 @@
+"""From a config to grid cells, each with a content key."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from ..config import Config, grid, resolve
+
+# fields that do not change a cell's numbers and so stay out of its key
+_NOT_KEYED = {("output", "dir"), ("output", "plots"), ("sweep", "workers"), ("analysis", "fit_min_m"),
+              ("analysis", "n_boot")}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid point: ``point`` maps swept dotted names to values, ``config`` is fully resolved."""
+
+    key: str
+    point: dict
+    config: Config
+
+
+def cell_key(cfg: Config) -> str:
+    """sha256 (first 16 hex digits) of the canonical JSON of the resolved config's numeric fields."""
+    d = cfg.to_dict()
+    for sec, fld in _NOT_KEYED:
+        d.get(sec, {}).pop(fld, None)
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cells(cfg: Config) -> list[Cell]:
+    """All cells of the config's grid (a config without axes is one cell)."""
+    out = []
+    for point in grid(cfg):
+        resolved = resolve(cfg, point)
+        out.append(Cell(key=cell_key(resolved), point=point, config=resolved))
+    return out
