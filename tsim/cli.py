@@ -37,8 +37,12 @@ def read_raw(path: str | None) -> dict:
 
 
 def run(config: str | None = None, out: str | None = None, quick: bool = False, device: str | None = None,
-        progress: bool = True) -> dict:
-    """Run a config (or the default) and write results, summary.json and figures; return the summary."""
+        progress: bool = True, workers: int | None = None, scheduler: str | None = None) -> dict:
+    """Run a config (or the default) and write results, summary.json and figures; return the summary.
+
+    ``workers`` overrides sweep.workers (local process pool); ``scheduler`` is "local" for a Dask
+    LocalCluster or the address of a Dask scheduler ("tcp://HOST:PORT").
+    """
     raw = read_raw(config)
     if raw.get("study") == DEEP_STUDY:
         from .deep.experiment import run as run_deep
@@ -55,7 +59,7 @@ def run(config: str | None = None, out: str | None = None, quick: bool = False, 
 
     out_dir = Path(out or cfg.output.dir)
     t0 = time.perf_counter()
-    df = run_sweep(cfg, out_dir, progress=progress)
+    df = run_sweep(cfg, out_dir, progress=progress, workers=workers or cfg.sweep.workers, scheduler=scheduler)
     summary = {"config": cfg.to_dict(), "config_file": config or "<embedded default>", "quick": quick,
                "versions": versions(), "seeds": {"sweep.seed": cfg.sweep.seed, "pairs": cfg.sweep.pairs,
                                                  "teacher.seed": cfg.teacher.seed},
@@ -75,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], help="torch device (deep studies)")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--workers", type=int, help="local worker processes (default: sweep.workers)")
+    r.add_argument("--dask", choices=["local"], help="run the cells on a Dask LocalCluster on this machine")
+    r.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
+    rep = sub.add_parser("report", help="render figures and a Markdown page comparing measured numbers "
+                         "with the papers' claims and theory/ predictions")
+    rep.add_argument("dirs", nargs="+", help="output folders of tsim run")
+    rep.add_argument("--out", help="report file (default: DIR/report.md of the first folder)")
     s = sub.add_parser("status", help="done / failed / pending cells of an output folder")
     s.add_argument("dir")
     c = sub.add_parser("collect", help="one table of all finished rows")
@@ -87,7 +98,12 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.cmd == "run":
-            summary = run(args.config, args.out, args.quick, args.device, progress=not args.no_progress)
+            if args.workers is not None and args.workers < 1:
+                raise ConfigError("--workers", f"--workers must be >= 1; got {args.workers}.")
+            if args.dask and args.scheduler:
+                raise ConfigError("--scheduler", "give either --dask local or --scheduler ADDRESS, not both.")
+            summary = run(args.config, args.out, args.quick, args.device, progress=not args.no_progress,
+                          workers=args.workers, scheduler=args.scheduler or args.dask)
             print(json.dumps(summary.get("measured", {}), indent=2, default=str))
         elif args.cmd == "status":
             from .sweep.store import status_text
@@ -97,6 +113,10 @@ def main(argv=None) -> int:
             from .sweep.store import collect
 
             print(collect(Path(args.dir), Path(args.to) if args.to else None))
+        elif args.cmd == "report":
+            from .report import render
+
+            print(render([Path(d) for d in args.dirs], Path(args.out) if args.out else None))
     except (ConfigError, ValueError, OSError) as exc:
         if os.environ.get("TSIM_DEBUG"):
             raise

@@ -23,8 +23,12 @@ def run_cell(cell: Cell) -> list[dict]:
     return rows
 
 
-def run_sweep(cfg: Config, out: Path, progress: bool = True) -> pd.DataFrame:
-    """Run every cell not yet in ``out/results.csv``; append each finished cell; return the table."""
+def run_sweep(cfg: Config, out: Path, progress: bool = True, workers: int = 1,
+              scheduler: str | None = None) -> pd.DataFrame:
+    """Run every cell not yet in ``out/results.csv``; append each finished cell; return the table.
+
+    (workers and scheduler are accepted for the parallel runner; this version runs cells in order.)
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.csv"
