@@ -54,7 +54,7 @@ def train_pairs(cfg: Config, pairs, checkpoints=None) -> tuple[Teacher, TrainRes
     s, tr = cfg.student, cfg.train
     c = output_scale(cfg)
     rngs = [student_rng(cfg, p, side) for p in pairs for side in (0, 1)]
-    W0, a0 = init_ensemble(len(rngs), s.m, T.d, rngs, s.sigma0, s.a0)
+    W0, a0 = init_ensemble(len(rngs), s.m, T.d, rngs, s.sigma0 * s.m ** (-s.init_exponent), s.a0)
     lr = step_sizes(cfg, T, W0, a0, c)
     common = dict(lr=lr, steps=tr.steps, c=c, tol=tr.tol, train_a=s.train_a, record_every=tr.record_every,
                   checkpoints=checkpoints)
@@ -101,4 +101,18 @@ def run_lmc(cfg: Config, pairs) -> list[dict]:
     return rows
 
 
+def _align_study(name: str):
+    """Lazy wrapper of a routine in tsim.studies_align (which imports this module)."""
+
+    def run(cfg: Config, pairs) -> list[dict]:
+        from .studies_align import ROUTINES
+
+        return ROUTINES[name](cfg, pairs)
+
+    run.__name__ = f"run_{name}"
+    return run
+
+
 STUDY_ROUTINES = {"lmc": run_lmc}
+STUDY_ROUTINES.update({name: _align_study(name) for name in ("trajectory", "multi", "pruning", "singular",
+                                                              "methods")})
