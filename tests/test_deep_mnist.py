@@ -1,7 +1,6 @@
 """IDX reader, MNIST loader and the deep teacher dataset (numpy only, no torch)."""
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 

@@ -60,11 +60,14 @@ def run(config: str | None = None, out: str | None = None, quick: bool = False, 
     out_dir = Path(out or cfg.output.dir)
     t0 = time.perf_counter()
     df = run_sweep(cfg, out_dir, progress=progress, workers=workers or cfg.sweep.workers, scheduler=scheduler)
+    if df.empty:
+        raise ValueError(f"no cell of the sweep finished; `tsim status {out_dir}` lists the reasons. Fix them "
+                         "and run the same command again.")
     summary = {"config": cfg.to_dict(), "config_file": config or "<embedded default>", "quick": quick,
                "versions": versions(), "seeds": {"sweep.seed": cfg.sweep.seed, "pairs": cfg.sweep.pairs,
                                                  "teacher.seed": cfg.teacher.seed},
-               "wall_time_s": round(time.perf_counter() - t0, 3), "measured": summarize(df)}
-    figures = draw(df, cfg.output.plots, out_dir)
+               "wall_time_s": round(time.perf_counter() - t0, 3), "measured": summarize(df, cfg)}
+    figures = draw(df, cfg.output.plots, out_dir, cfg)
     summary["figures"] = [f.name for f in figures]
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary

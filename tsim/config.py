@@ -161,7 +161,8 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """Student f(x) = c sum_j a_j relu(w_j . x); init w_j ~ N(0, sigma0^2 I / d), a_j = a0."""
+    """Student f(x) = c sum_j a_j relu(w_j . x); init w_j ~ N(0, s^2 I / d), s = sigma0 m^-init_exponent,
+    a_j = a0."""
 
     m: int = rule(Interval(int, 1, example=8), 8, "use a width m >= 1")
     train_a: bool = rule(Choice((False, True)), False, "true trains the output weights a as well")
@@ -169,6 +170,9 @@ class StudentConfig:
     sigma0: float = rule(Interval(float, 0.0, open_low=True, example=1.0), 1.0,
                          "use a positive init scale such as 1.0")
     a0: float = rule(Interval(float, example=1.0), 1.0, "a0 is the initial value of every a_j")
+    init_exponent: float = rule(Interval(float, 0.0, example=1.0), 0.0,
+                                "the init std is sigma0 * m^(-init_exponent) / sqrt(d); use 0 for a "
+                                "width-independent init or 1 for sigma0 / m")
 
 
 @dataclass(frozen=True)
@@ -201,12 +205,16 @@ class SweepConfig:
 
     pairs: int = rule(Interval(int, 1, example=5), 5, "use at least one seed pair", sweepable=False)
     seed: int = rule(Interval(int, 0, example=0), 0, "use a non-negative base seed", sweepable=False)
-    workers: int = rule(Interval(int, 1, example=2), 1, "use at least one worker", sweepable=False)
+    workers: int = rule(Interval(int, 0, example=2), 1,
+                        "use 1 (this process; Numba threads over each cell's ensemble use every core), "
+                        "N > 1 worker processes, or 0 for one process per core", sweepable=False)
     grid: int = rule(Interval(int, 3, example=51), 25, "use at least 3 t-points for the barrier",
                      sweepable=False)
 
 
-PLOTS = ("barrier_vs_width", "barrier_vs_lr", "sparsity_vs_lr", "barrier_vs_sparsity", "loss_vs_width")
+PLOTS = ("barrier_vs_width", "barrier_vs_lr", "sparsity_vs_lr", "barrier_vs_sparsity", "loss_vs_width",
+         "trajectory_barrier", "pruning_barrier", "multi_vs_width", "strong_vs_width", "singular_alignment",
+         "methods_barrier", "rate_fit", "diverged_vs_lr")
 
 
 @dataclass(frozen=True)
@@ -218,14 +226,60 @@ class OutputConfig:
                         sweepable=False)
 
 
+MEASURES = ("extrema", "power_law", "transition")
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
-    """Summary statistics computed from the result table."""
+    """Summary statistics computed from the result table (tsim.analysis.summarize).
+
+    ``measures``: "extrema" (peak and minimum width of the mean of ``y`` vs m), "power_law"
+    (y ~ C m^-alpha over m >= fit_min_m, bootstrap CI over pairs, n_boot draws), "transition"
+    (the ``transition_x`` interval where the mean sparse fraction first exceeds
+    ``transition_level``, and where most students first diverge). Each is computed per value
+    of the ``group_by`` columns.
+    """
 
     fit_min_m: int = rule(Interval(int, 1, example=16), 16,
                           "the power-law fit uses widths m >= fit_min_m", sweepable=False)
     n_boot: int = rule(Interval(int, 10, example=1000), 1000, "use at least 10 bootstrap draws",
                        sweepable=False)
+    measures: tuple = rule(TextList(MEASURES), ("extrema",), "choose measures from the list",
+                           sweepable=False)
+    group_by: tuple = rule(TextList(), (), "name result columns such as [\"d\", \"M\"] (swept fields)",
+                           sweepable=False)
+    y: str = rule(Text(), "barrier_wm", "name the barrier column, e.g. \"barrier_wm\"", sweepable=False)
+    transition_x: str = rule(Text(), "lr", "name the swept column of the transition, e.g. \"lr\"",
+                             sweepable=False)
+    transition_level: float = rule(Interval(float, 0.0, 1.0, open_low=True, example=0.05), 0.05,
+                                   "use a sparse fraction in (0, 1] such as 0.05", sweepable=False)
+
+
+ALIGN_METHODS = ("weight", "activation", "ste", "optimal")
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Alignment studies (tsim.studies_align): method, k networks, checkpoints, pruning, STE."""
+
+    method: str = rule(Choice(ALIGN_METHODS), "weight", "use one of the alignment methods")
+    methods: tuple = rule(TextList(ALIGN_METHODS), ("weight", "activation", "ste"),
+                          "list the methods to compare", sweepable=False)
+    k: int = rule(Interval(int, 2, example=3), 3, "merge at least 2 networks")
+    checkpoints: int = rule(Interval(int, 2, example=11), 11, "save at least 2 checkpoints")
+    perm_at: int = rule(Interval(int, -1, example=-1), -1,
+                        "give the checkpoint (or pruning level) index of the single permutation; -1 = last")
+    prune_levels: int = rule(Interval(int, 1, example=4), 4, "use at least one pruning round")
+    prune_rate: float = rule(Interval(float, 0.0, 0.99, open_low=True, example=0.5), 0.5,
+                             "prune a fraction in (0, 0.99] of the remaining weights per round")
+    rewind_step: int = rule(Interval(int, 0, example=0), 0, "rewind to a step >= 0 (0 = the initialisation)")
+    n_act: int = rule(Interval(int, 0, example=0), 0,
+                      "activation-matching sample size; 0 uses the exact Gaussian moments")
+    ste_steps: int = rule(Interval(int, 1, example=200), 200, "use at least one STE step")
+    ste_lr: float = rule(Interval(float, 0.0, open_low=True, example=0.01), 0.01, "use a positive STE step")
+    ste_noise: float = rule(Interval(float, 0.0, example=0.0), 0.0, "STE init noise must be >= 0")
+    simplex_grid: int = rule(Interval(int, 2, example=11), 11, "use at least 2 points per simplex edge")
+    max_m: int = rule(Interval(int, 1, 9, example=8), 8, "brute force enumerates m! permutations; use m <= 9")
 
 
 SECTIONS: dict[str, type] = {
@@ -235,8 +289,9 @@ SECTIONS: dict[str, type] = {
     "sweep": SweepConfig,
     "output": OutputConfig,
     "analysis": AnalysisConfig,
+    "align": AlignConfig,
 }
-STUDIES = ("lmc",)
+STUDIES = ("lmc", "trajectory", "multi", "pruning", "singular", "methods")
 
 
 @dataclass(frozen=True)
@@ -250,6 +305,7 @@ class Config:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
     axes: tuple = ()  # ((dotted name, (values...)), ...) in file order
 
     def to_dict(self) -> dict:
@@ -394,6 +450,10 @@ def check_cross(cfg: Config) -> None:
     if tr.method == "sgd" and tr.batch > tr.n:
         raise ConfigError("train.batch", f"train.batch must be <= train.n ({tr.n}); got {tr.batch}. "
                           f"Lower train.batch or raise train.n.")
+    al, n_seq = cfg.align, {"trajectory": cfg.align.checkpoints, "pruning": cfg.align.prune_levels + 1}
+    if cfg.study in n_seq and al.perm_at >= n_seq[cfg.study]:
+        raise ConfigError("align.perm_at", f"align.perm_at must be -1 or < {n_seq[cfg.study]} (the sequence "
+                          f"length of study {cfg.study!r}); got {al.perm_at}. Lower align.perm_at.")
 
 
 def load(path: str | Path, quick: bool = False, extra_studies: tuple = ()) -> tuple[Config, dict]:

@@ -23,13 +23,19 @@ def neuron_features(S: TwoLayer) -> np.ndarray:
     return np.hstack([S.W, (S.c * S.a)[:, None]])
 
 
-def _round_ties(C: np.ndarray) -> np.ndarray:
-    """Round C to 12 significant digits of its scale so float noise cannot split an exact tie."""
-    scale = float(np.max(np.abs(C))) if C.size else 0.0
+def _round_ties(C: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Round C to 12 significant digits of its scale so float noise cannot split an exact tie.
+
+    ``out`` (may be C itself) receives the result without a temporary; round(-C) = -round(C).
+    """
+    scale = max(float(C.max()), -float(C.min())) if C.size else 0.0  # max |C|, no temporary
     if scale == 0.0:
         return C
     q = 10.0 ** (np.floor(np.log10(scale)) - 11)
-    return np.round(C / q) * q
+    R = np.divide(C, q, out=out)
+    np.rint(R, out=R)
+    R *= q
+    return R
 
 
 def solve_assignment(C: np.ndarray, maximize: bool = False) -> np.ndarray:
@@ -77,8 +83,9 @@ def weight_matching(A: TwoLayer, B: TwoLayer) -> np.ndarray:
     if A.W.shape != B.W.shape:
         raise ValueError(f"A and B must have the same shape to be matched; got {A.W.shape} and {B.W.shape}. "
                          "Pad the narrower one with zero neurons (TwoLayer.pad).")
-    C = _round_ties(neuron_features(A) @ neuron_features(B).T)
-    return solve_assignment(C, maximize=True)
+    C = neuron_features(A) @ neuron_features(B).T  # one GEMM
+    np.negative(C, out=C)  # minimise -C in place: the same LAP input as maximize=True, no copies
+    return solve_assignment(_round_ties(C, out=C), maximize=False)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,14 @@ spec        PermutationSpec (data), spec_for(model), check_spec, random_perms, i
 match       apply_perm, weight_matching (coordinate descent + LAP), activation_matching
 barrier     interpolate_state, reset_bn, evaluate, barrier -> BarrierResult
 train       train(model, data, cfg, seed, device) -> TrainStats
+plot        figures drawn from the result table
 experiment  run(raw, out, quick, device, progress) -> summary dict (the CLI entry point)
 """
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["config", "mnist", "models", "spec", "match", "barrier", "train", "experiment", "run"]
+__all__ = ["config", "mnist", "models", "spec", "match", "barrier", "train", "plot", "experiment", "run"]
 
 
 def run(raw: dict, out, quick: bool = False, device: str | None = None, progress: bool = True) -> dict:

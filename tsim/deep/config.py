@@ -68,8 +68,9 @@ class ModelConfig:
     width: float = rule(Interval(float, 0.0, open_low=True, example=1.0), 1.0,
                         "use a positive width multiplier such as 1 or 2")
     depth: int = rule(Interval(int, 1, example=3), 3,
-                      "use a positive depth (MLP hidden layers, VGG conv layers, ResNet blocks per stage)")
-    base: int = rule(Interval(int, 1, example=128), 128, "use a positive base width (MLP units, conv channels)")
+                      "use a positive depth (MLP hidden layers; VGG conv layers and ResNet blocks per stage)")
+    base: int = rule(Interval(int, 0, example=128), 0,
+                     "use a base width (MLP units, first-stage conv channels) or 0 for the arch default")
     norm: str = rule(Choice(("none", "batch", "layer")), "none", "use 'none', 'batch' or 'layer'")
 
 
@@ -254,6 +255,14 @@ def from_dict(raw: dict, quick: bool = False) -> DeepConfig:
     for cell in [cfg] + [resolve(cfg, p) for p in grid(cfg)]:
         check_cross(cell)
     return cfg
+
+
+BASE_DEFAULT = {"mlp": 128, "vgg": 16, "resnet": 16}
+
+
+def base_width(model: ModelConfig) -> int:
+    """``model.base``, or the architecture's default (MLP 128 units, VGG/ResNet 16 channels) when 0."""
+    return model.base or BASE_DEFAULT[model.arch]
 
 
 def input_shape(cfg: DeepConfig) -> tuple[int, ...]:

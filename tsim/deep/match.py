@@ -10,7 +10,9 @@ sum_k <W_k^A, pi(W_k^B)> by coordinate descent over the permutations; for permut
 all others fixed the objective is linear in P: sum_{(k, a) in P} <W_A^{(a)}, P W_B^{(a)}> where
 W^{(a)} is the tensor with axis a moved first and the rest flattened, a linear assignment
 problem (LAP) solved exactly (lap.lapjvs; scipy as fallback). Permutations are visited in a
-random order drawn from a seeded ``torch.Generator``; sweeps stop when none improves.
+random order drawn from a seeded ``torch.Generator``; sweeps stop when none improves. A
+permutation whose neighbours (permutations sharing a tensor with it) are unchanged since its
+last solve is skipped: its LAP input, hence its answer, is the same.
 
 Activation matching (Li et al. 2015, arXiv:1511.07543; Entezari et al. 2021, arXiv:2110.06296):
 per permutation, the Pearson correlation C_ij between unit i of A and unit j of B over data
@@ -51,8 +53,10 @@ def lap_max(C: np.ndarray) -> np.ndarray:
     try:
         import lap
 
-        _, x, _ = lap.lapjvs(-C, prefer_float32=False)
-        return np.asarray(x, dtype=np.int64)
+        rows, cols = lap.lapjvs(-C, prefer_float32=False, return_cost=False)
+        perm = np.empty(len(C), dtype=np.int64)
+        perm[np.asarray(rows)] = np.asarray(cols)
+        return perm
     except ImportError:  # pragma: no cover - lapx is a dependency
         from scipy.optimize import linear_sum_assignment
 
@@ -109,24 +113,35 @@ def weight_matching(spec: PermutationSpec, sd_a: dict, sd_b: dict, seed: int = 0
     B = {k: sd_b[k].detach().to("cpu", torch.float64) for k in keys}
     perms = {p: (init[p].clone().cpu() if init else torch.arange(n)) for p, n in sizes.items()}
     names = list(sizes)
+    # C for P depends only on the permutations sharing an entry with P (its neighbours); when none
+    # changed since P was last solved, the LAP would return P again, so P is skipped (exact).
+    neighbours = {p: sorted({q for k, _ in p2a[p] for q in spec.axes[k] if q is not None and q != p})
+                  for p in names}
+    version = {p: 0 for p in names}
+    seen: dict = {}
+    A2 = {(k, a): A[k].movedim(a, 0).reshape(sizes[p], -1) for p in names for k, a in p2a[p]}
     gen = torch.Generator().manual_seed(seed)
     sweeps = 0
     for sweeps in range(1, max_iter + 1):
         improved = False
         for idx in torch.randperm(len(names), generator=gen).tolist():
             p = names[idx]
+            state = tuple(version[q] for q in neighbours[p]) + (version[p],)
+            if seen.get(p) == state:
+                continue
             n = sizes[p]
             C = torch.zeros(n, n, dtype=torch.float64)
             for k, a in p2a[p]:
-                wa = A[k].movedim(a, 0).reshape(n, -1)
                 wb = permute_tensor(B[k], spec.axes[k], perms, skip=p).movedim(a, 0).reshape(n, -1)
-                C += wa @ wb.T
+                C.addmm_(A2[(k, a)], wb.T)
             new = torch.from_numpy(lap_max(C.numpy()))
             rows = torch.arange(n)
             old_val, new_val = float(C[rows, perms[p]].sum()), float(C[rows, new].sum())
             if new_val > old_val + 1e-12 * max(1.0, abs(old_val)):
                 perms[p] = new
+                version[p] += 1
                 improved = True
+            seen[p] = tuple(version[q] for q in neighbours[p]) + (version[p],)
         if not improved:
             break
     objective = sum(float((A[k] * permute_tensor(B[k], spec.axes[k], perms)).sum()) for k in keys)

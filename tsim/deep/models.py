@@ -74,30 +74,32 @@ class MLP(nn.Module):
 
 
 def vgg_channels(depth: int, width: float, base: int) -> list[int]:
-    """Channels of the ``depth`` conv layers: three stages (layer i in stage 3i // depth), doubling."""
-    return [scaled(base, width) * 2 ** (3 * i // depth) for i in range(depth)]
+    """Channels of the 3 * depth conv layers: three stages of ``depth`` layers with c, 2c, 4c channels."""
+    return [scaled(base, width) * 2 ** (i // depth) for i in range(3 * depth)]
 
 
 class VGG(nn.Module):
-    """conv3x3 -> norm -> relu layers in three stages, 2x2 max-pool after each stage, global
-    average pool, linear head. Layer i has ``vgg_channels(depth, width, base)[i]`` channels."""
+    """conv3x3 -> norm -> relu layers in three stages of ``depth`` layers (c, 2c, 4c channels,
+    c = round(base * width)), 2x2 max-pool after each stage (while the image is >= 2 pixels),
+    global average pool, linear head. depth = 3 gives 9 conv layers (VGG-11 without its 512 stage)."""
 
     arch = "vgg"
 
-    def __init__(self, in_shape, classes: int = 10, depth: int = 6, width: float = 1.0, base: int = 16,
+    def __init__(self, in_shape, classes: int = 10, depth: int = 2, width: float = 1.0, base: int = 16,
                  norm: str = "batch"):
         super().__init__()
         if len(in_shape) != 3:
             raise ValueError(f"VGG needs in_shape = (channels, height, width); got {tuple(in_shape)}.")
-        self.depth, self.norm_kind = depth, norm
+        self.norm_kind = norm
         self.channels = vgg_channels(depth, width, base)
+        self.depth = len(self.channels)  # number of conv layers
         c_in, size = in_shape[0], min(in_shape[1:])
         self.pool_after = []
         for i, c in enumerate(self.channels):
             setattr(self, f"conv{i}", nn.Conv2d(c_in, c, 3, padding=1, bias=norm != "batch"))
             setattr(self, f"norm{i}", _norm(norm, c, conv=True))
             setattr(self, f"act{i}", nn.ReLU())
-            last_of_stage = i == depth - 1 or 3 * (i + 1) // depth != 3 * i // depth
+            last_of_stage = (i + 1) % depth == 0
             pool = last_of_stage and size >= 2
             size = size // 2 if pool else size
             self.pool_after.append(pool)

@@ -91,7 +91,7 @@ def train(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, lr: float = 0.0
             opt.step()
             sched.step()
             steps += 1
-            run += float(loss) * len(idx)
+            run += float(loss.detach()) * len(idx)
             seen += len(idx)
         if status == "diverged":
             model.load_state_dict(saved)

@@ -1,0 +1,136 @@
+"""Render the latest benchmark ratios to benchmarks/RESULTS.md and benchmarks/results/ratios.png.
+
+Usage: python benchmarks/render.py [ratios.json] [--bench-json FILE ...]
+Reads ``benchmarks/results/ratios.json`` (written by benchmarks/conftest.py) and, optionally,
+pytest-benchmark JSON files (``--benchmark-json``) whose ``extra_info`` holds a ``ratio``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def _fmt_time(s):
+    if s is None:
+        return ""
+    if s >= 1:
+        return f"{s:.3g} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s * 1e6:.3g} us"
+
+
+def _rows_from_bench_json(path: Path) -> list[dict]:
+    data = json.loads(path.read_text())
+    rows = []
+    for b in data.get("benchmarks", []):
+        info = b.get("extra_info", {})
+        if "ratio" in info and "group" not in info:
+            rows.append({"group": b.get("group") or Path(b["fullname"].split("::")[0]).stem, "case": b["name"],
+                         "tsim_s": b["stats"]["min"], "ratio": info["ratio"], "baseline": info.get("baseline", "")})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| benchmark | case | tsim | baseline | baseline time | ratio (x faster) | target | met | notes |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = r.get("ratio")
+        target = r.get("target")
+        notes = []
+        if "frac_of_matmul" in r:
+            notes.append(f"{r['tsim_gflops']:.1f} GFLOP/s = {100 * r['frac_of_matmul']:.0f}% of matmul "
+                         f"({r['matmul_gflops']:.1f})")
+            if r.get("frac_target"):
+                notes.append(f"target {100 * r['frac_target']:.0f}%: "
+                             f"{'met' if r['frac_of_matmul'] >= r['frac_target'] else 'not met'}")
+        if "tsim_pairs_per_s" in r:
+            notes.append(f"{r['tsim_pairs_per_s']:.3g} kernel evals/s (numpy {r['numpy_pairs_per_s']:.3g})")
+        if "torch_f32_ratio" in r:
+            notes.append(f"vs torch f32: {r['torch_f32_ratio']:.1f}x")
+        if "trainings_per_s" in r:
+            notes.append(f"{r['trainings']} trainings, {r['trainings_per_s']:.2f} trainings/s")
+        if "loss_evals_per_s" in r:
+            notes.append(f"{r['loss_evals_per_s']:.1f} loss evaluations/s")
+        met = "" if target is None or ratio is None else ("yes" if ratio >= target else "**no**")
+        tgt = "" if target is None else (f">= {target:g}x" if target >= 1 else f">= {target:.2f}x (within {1 / target:.2g}x)")
+        out.append(f"| {r['group']} | {r['case']} | {_fmt_time(r.get('tsim_s'))} | {r.get('baseline', '')} | "
+                   f"{_fmt_time(r.get('base_s'))} | {'' if ratio is None else f'{ratio:.2f}'} | {tgt} | {met} | "
+                   f"{'; '.join(notes)} |")
+    return "\n".join(out)
+
+
+def machine_text(machine: dict) -> str:
+    lines = [f"- date: {machine.get('date')}, CPUs: {machine.get('cpus')}, numba threads: "
+             f"{machine.get('numba_threads')}, load average at the end: {machine.get('loadavg')}",
+             f"- OPENBLAS_* in the benchmark environment: {machine.get('env')}"]
+    for k in ("matmul_gflops_float64", "matmul_gflops_float32"):
+        if k in machine:
+            lines.append(f"- measured {k.split('_')[-1]} matmul (numpy 2000^3): {machine[k]:.1f} GFLOP/s")
+    for b in machine.get("blas", []):
+        lines.append(f"- {b.get('user_api')}: {b.get('internal_api')} {b.get('version')} "
+                     f"({b.get('prefix')}), architecture {b.get('architecture')}, threads {b.get('num_threads')}")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r.get("ratio")]
+    if not rows:
+        return
+    labels = [f"{r['group']}\n{r['case']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(rows) + 1.2))
+    y = range(len(rows))
+    ax.barh(list(y), [r["ratio"] for r in rows], color="tab:blue")
+    for i, r in enumerate(rows):
+        if r.get("target"):
+            ax.plot([r["target"]] * 2, [i - 0.4, i + 0.4], color="tab:red", lw=2)
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yticks(list(y))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("baseline time / tsim time (red: target)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> Path:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("ratios", nargs="?", default=str(HERE / "results" / "ratios.json"))
+    ap.add_argument("--bench-json", nargs="*", default=[])
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = ap.parse_args(argv)
+    data = json.loads(Path(args.ratios).read_text())
+    rows = data["results"]
+    for f in args.bench_json:
+        rows += _rows_from_bench_json(Path(f))
+    order = ["population", "sample GD", "sample SGD", "ensemble", "weight matching", "barrier", "end to end"]
+    rows.sort(key=lambda r: (next((i for i, o in enumerate(order) if r["group"].startswith(o)), 99), r["group"]))
+    png = HERE / "results" / "ratios.png"
+    plot(rows, png)
+    out = Path(args.out)
+    text = ["# Benchmark results", "",
+            "Generated by `python benchmarks/render.py` from the latest "
+            "`pytest benchmarks --benchmark-enable --benchmark-only` run. Ratios are baseline time / tsim time, "
+            "measured side by side in one process; times are best-of-N wall times on the machine below.", "",
+            "## Machine", "", machine_text(data.get("machine", {})), "", "## Ratios", "", table(rows), "",
+            f"![ratios](results/{png.name})", ""]
+    extra = HERE / "results" / "notes.md"
+    if extra.exists():
+        text += ["## Notes", "", extra.read_text()]
+    out.write_text("\n".join(text))
+    return out
+
+
+if __name__ == "__main__":
+    print(main())

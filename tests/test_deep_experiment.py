@@ -1,0 +1,141 @@
+"""End-to-end deep runs, config validation and lazy torch import."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tsim.config import ConfigError
+from tsim.deep.config import SECTIONS, from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p for p in (ROOT / "experiments").glob("*.toml")
+                     if tomllib.loads(p.read_text()).get("study") == "deep")
+MNIST_ROOT = ROOT.parent / "shared" / "data" / "mnist"
+TINY = {
+    "study": "deep",
+    "data": {"dataset": "teacher", "shape": [1, 6, 6], "n_train": 384, "n_test": 192, "classes": 3,
+             "teacher_width": 16, "teacher_depth": 2},
+    "model": {"arch": "mlp", "depth": 2, "base": 8, "width": [1, 2]},
+    "train": {"epochs": 2, "batch": 64, "lr": 0.1},
+    "match": {"grid": 3, "am_examples": 128},
+    "sweep": {"pairs": 1},
+    "run": {"device": "cpu", "threads": 1},
+    "output": {"plots": ["barrier", "sparsity", "endpoints"]},
+}
+
+
+def test_import_tsim_does_not_import_torch():
+    code = "import sys, tsim, tsim.deep, tsim.deep.config, tsim.deep.mnist; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_tiny_run_writes_outputs_and_is_deterministic(tmp_path):
+    pytest.importorskip("torch")
+    import pandas as pd
+
+    from tsim.deep.experiment import run
+
+    s1 = run(TINY, tmp_path / "a", quick=False, device=None, progress=False)
+    s2 = run(TINY, tmp_path / "b", quick=False, device="cpu", progress=False)
+    df = pd.read_csv(tmp_path / "a" / "results.csv")
+    assert len(df) == 2 and set(df["width"]) == {1.0, 2.0}
+    for m in ("naive", "wm", "am"):
+        assert df[f"barrier_loss_{m}"].notna().all() and df[f"barrier_error_{m}"].notna().all()
+    assert {"seed_a", "seed_b", "sparse_a", "test_error_a", "test_loss_b"} <= set(df.columns)
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["device"] == "cpu" and summary["rows"] == 2 and summary["seeds"]["pairs"] == [[0, 1]]
+    assert summary["measured"][0]["pairs"] == 1 and "torch" in summary["versions"]
+    for name in ("barrier.png", "sparsity.png", "endpoints.png"):
+        assert (tmp_path / "a" / name).stat().st_size > 1000
+    df2 = pd.read_csv(tmp_path / "b" / "results.csv")
+    cols = [c for c in df.columns if c.startswith(("barrier_", "test_", "train_loss"))]
+    pd.testing.assert_frame_equal(df[cols], df2[cols])
+    assert s1["measured"] == s2["measured"] or s1["measured"][0]["barrier_loss_wm_mean"] == \
+        s2["measured"][0]["barrier_loss_wm_mean"]
+
+
+@pytest.mark.skipif(not (MNIST_ROOT / "MNIST" / "raw").is_dir(), reason=f"real MNIST absent at {MNIST_ROOT}")
+def test_quick_config_end_to_end_on_mnist(tmp_path):
+    """experiments/mnist_width.toml under --quick, shrunk further through its own [quick] table."""
+    pytest.importorskip("torch")
+    from tsim.deep.experiment import run
+
+    raw = tomllib.loads((ROOT / "experiments" / "mnist_width.toml").read_text())
+    raw["data"]["root"] = str(MNIST_ROOT)
+    raw["quick"].update(data={"n_train": 1000, "n_test": 300}, model={"width": [1]},
+                        train={"epochs": 3}, match={"grid": 3, "am_examples": 200}, sweep={"pairs": 1},
+                        run={"threads": 1})
+    summary = run(raw, tmp_path, quick=True, device="cpu", progress=False)
+    assert summary["n_train"] == 1000 and summary["quick"] is True
+    assert (tmp_path / "results.csv").is_file() and (tmp_path / "summary.json").is_file()
+    assert list(tmp_path.glob("*.png"))
+    m = summary["measured"][0]
+    assert m["test_error_a_mean"] < 0.5  # it learned something
+    assert m["barrier_loss_wm_mean"] < m["barrier_loss_naive_mean"]
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("quick", [False, True])
+def test_experiment_configs_validate(path, quick):
+    raw = tomllib.loads(path.read_text())
+    cfg = from_dict(raw, quick=quick)
+    assert cfg.axes and "quick" in raw
+    assert cfg.to_dict()["study"] == "deep"
+
+
+def test_three_deep_experiments_exist():
+    assert {p.name for p in EXPERIMENTS} >= {"mnist_width.toml", "mnist_lr_sparsity.toml", "deep_archs.toml"}
+
+
+def test_unknown_key_names_itself():
+    with pytest.raises(ConfigError, match=r"unknown key model\.widht.*Allowed keys in \[model\]: arch") as e:
+        from_dict({"study": "deep", "model": {"widht": 2}})
+    assert e.value.field == "model.widht"
+    with pytest.raises(ConfigError, match=r"unknown section \[modle\]"):
+        from_dict({"study": "deep", "modle": {}})
+    with pytest.raises(ConfigError, match=r"unknown key train\.lrr"):
+        from_dict({"study": "deep", "quick": {"train": {"lrr": 0.1}}}, quick=True)
+
+
+def _fields():
+    for sec, cls in SECTIONS.items():
+        for f in cls.__dataclass_fields__.values():
+            yield sec, f
+
+
+@pytest.mark.parametrize("sec,f", list(_fields()), ids=lambda x: getattr(x, "name", x))
+def test_each_field_rejects_a_bad_value(sec, f):
+    bad = f.metadata["rule"].bad_value()
+    with pytest.raises(ConfigError) as e:
+        from_dict({"study": "deep", sec: {f.name: bad}})
+    assert e.value.field == f"{sec}.{f.name}" and f"{sec}.{f.name}" in str(e.value)
+
+
+def test_cross_field_rules_and_sweep_rules():
+    with pytest.raises(ConfigError, match="needs a \\(channels, height, width\\) input"):
+        from_dict({"study": "deep", "data": {"dataset": "teacher", "shape": [64], "n_train": 10, "n_test": 10},
+                   "model": {"arch": "resnet"}})
+    with pytest.raises(ConfigError, match="cannot be swept"):
+        from_dict({"study": "deep", "sweep": {"pairs": [1, 2]}})
+    with pytest.raises(ConfigError, match="study must be 'deep'"):
+        from_dict({"study": "lmc"})
+    cfg = from_dict({"study": "deep", "train": {"lr": {"geomspace": [0.01, 1.0, 3]}}})
+    assert cfg.axes[0][0] == "train.lr" and len(cfg.axes[0][1]) == 3
+
+
+def test_bad_device_is_config_error(tmp_path):
+    torch = pytest.importorskip("torch")
+    from tsim.deep.experiment import resolve_device
+
+    with pytest.raises(ConfigError, match="run.device"):
+        resolve_device("tpu")
+    assert resolve_device("auto") in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            resolve_device("cuda")
