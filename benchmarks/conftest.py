@@ -75,7 +75,8 @@ def record(request):
 
     def _record(group: str, case: str, tsim_s: float, base_s: float | None = None, baseline: str = "",
                 **more):
-        row = {"group": group, "case": case, "test": request.node.nodeid, "tsim_s": tsim_s}
+        row = {"group": group, "case": case, "test": request.node.nodeid, "tsim_s": tsim_s,
+               "threads": bench_threads() or os.cpu_count()}
         if base_s is not None:
             row.update(baseline=baseline, base_s=base_s, ratio=base_s / tsim_s)
         row.update(more)
@@ -90,13 +91,31 @@ def record(request):
     return _record
 
 
+def bench_threads() -> int | None:
+    """TSIM_BENCH_THREADS=N runs everything (BLAS, numba, torch) on N threads; unset: all cores."""
+    v = os.environ.get("TSIM_BENCH_THREADS")
+    return int(v) if v else None
+
+
+def pytest_configure(config):
+    n = bench_threads()
+    if n is None:
+        return
+    import numba
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(n)
+    config._tsim_limits = threadpool_limits(limits=n)  # numpy's and scipy's OpenBLAS (numba's np.dot)
+
+
 def pytest_report_header(config):
     try:
         lines = [f"BLAS: {d}" for d in blas_info()]
     except Exception as exc:  # pragma: no cover - report only
         lines = [f"BLAS info unavailable: {exc}"]
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                                          "NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
+                                          "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "TSIM_BENCH_THREADS")}
     return lines + [f"env: {env}", f"cpus: {os.cpu_count()}"]
 
 
@@ -111,14 +130,17 @@ def pytest_sessionfinish(session, exitstatus):
             old = json.loads(OUT.read_text())
         except ValueError:
             old = {}
-    rows = {(r["group"], r["case"]): r for r in old.get("results", [])}
-    rows.update({(r["group"], r["case"]): r for r in RESULTS})
+    def key(r):
+        return r["group"], r["case"], r.get("threads")
+
+    rows = {key(r): r for r in old.get("results", [])}
+    rows.update({key(r): r for r in RESULTS})
     machine = dict(old.get("machine", {}))
     machine.update(_MACHINE)
     machine.update({
         "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
         "numba_threads": numba.get_num_threads(), "blas": blas_info(),
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")},
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TSIM_BENCH_THREADS")},
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
     })

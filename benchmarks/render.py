@@ -35,8 +35,8 @@ def _rows_from_bench_json(path: Path) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| benchmark | case | tsim | baseline | baseline time | ratio (x faster) | target | met | notes |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| benchmark | case | threads | tsim | baseline | baseline time | ratio (x faster) | target | met | notes |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = r.get("ratio")
         target = r.get("target")
@@ -57,7 +57,8 @@ def table(rows: list[dict]) -> str:
             notes.append(f"{r['loss_evals_per_s']:.1f} loss evaluations/s")
         met = "" if target is None or ratio is None else ("yes" if ratio >= target else "**no**")
         tgt = "" if target is None else (f">= {target:g}x" if target >= 1 else f">= {target:.2f}x (within {1 / target:.2g}x)")
-        out.append(f"| {r['group']} | {r['case']} | {_fmt_time(r.get('tsim_s'))} | {r.get('baseline', '')} | "
+        out.append(f"| {r['group']} | {r['case']} | {r.get('threads', '')} | {_fmt_time(r.get('tsim_s'))} | "
+                   f"{r.get('baseline', '')} | "
                    f"{_fmt_time(r.get('base_s'))} | {'' if ratio is None else f'{ratio:.2f}'} | {tgt} | {met} | "
                    f"{'; '.join(notes)} |")
     return "\n".join(out)
@@ -85,7 +86,7 @@ def plot(rows: list[dict], path: Path) -> None:
     rows = [r for r in rows if r.get("ratio")]
     if not rows:
         return
-    labels = [f"{r['group']}\n{r['case']}" for r in rows]
+    labels = [f"{r['group']}\n{r['case']} ({r.get('threads', '?')} thr)" for r in rows]
     fig, ax = plt.subplots(figsize=(9, 0.42 * len(rows) + 1.2))
     y = range(len(rows))
     ax.barh(list(y), [r["ratio"] for r in rows], color="tab:blue")

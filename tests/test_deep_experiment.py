@@ -123,7 +123,7 @@ def test_cross_field_rules_and_sweep_rules():
                    "model": {"arch": "resnet"}})
     with pytest.raises(ConfigError, match="cannot be swept"):
         from_dict({"study": "deep", "sweep": {"pairs": [1, 2]}})
-    with pytest.raises(ConfigError, match="study must be 'deep'"):
+    with pytest.raises(ConfigError, match="study must be one of 'deep'"):
         from_dict({"study": "lmc"})
     cfg = from_dict({"study": "deep", "train": {"lr": {"geomspace": [0.01, 1.0, 3]}}})
     assert cfg.axes[0][0] == "train.lr" and len(cfg.axes[0][1]) == 3

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from tsim import cli
-from tsim.config import load
+from tsim.config import grid, load, resolve
 from conftest import REPO
 
 EXPERIMENTS = {
@@ -26,12 +26,13 @@ def test_full_and_quick_configs_validate(name):
 
 def test_width_config_spans_the_required_grid():
     cfg, _ = load(REPO / "experiments" / "width_double_descent.toml")
-    axes = dict(cfg.axes)
-    ms, Ms, ds = axes["student.m"], axes["teacher.M"], axes["teacher.d"]
+    cells = [resolve(cfg, p) for p in grid(cfg)]
+    ms = {c.student.m for c in cells}
+    Ms = {c.teacher.M for c in cells}
     assert len(Ms) >= 2 and max(ms) >= 512
     for M in Ms:
-        assert set(range(1, 3 * M + 1)) <= set(ms)
-        assert {4 * M, 16 * M} <= set(ds)
+        assert set(range(1, 3 * M + 1)) <= ms
+        assert {4 * M, 16 * M} <= {c.teacher.d for c in cells if c.teacher.M == M}
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))

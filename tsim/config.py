@@ -121,6 +121,7 @@ class TextList:
     """A list of strings from ``allowed`` (or any strings if ``allowed`` is empty)."""
 
     allowed: tuple = ()
+    takes_list = True  # a TOML list is one value of this field, not a sweep axis
 
     def describe(self) -> str:
         if self.allowed:
@@ -155,6 +156,8 @@ class TeacherConfig:
                      "use 'orthonormal' (w*_k = e_k) or 'random' (unit vectors from seed)")
     M: int = rule(Interval(int, 1, example=4), 4, "use a positive teacher width")
     d: int = rule(Interval(int, 1, example=16), 16, "use a positive input dimension")
+    d_over_M: int = rule(Interval(int, 0, example=4), 0,
+                         "use 0 to take teacher.d as given, or k >= 1 to set d = k * M (e.g. 4 for d = 4M)")
     inputs: str = rule(Choice(("gaussian", "sphere")), "gaussian", "inputs are 'gaussian' or 'sphere'")
     seed: int = rule(Interval(int, 0, example=0), 0, "use a non-negative integer seed")
 
@@ -363,7 +366,8 @@ def _expand_axis(key: str, spec: Any, rule_) -> list:
     return [float(v) for v in vals]
 
 
-def _section(name: str, cls: type, raw: Any, axes: list) -> Any:
+def parse_section(name: str, cls: type, raw: Any, axes: list) -> Any:
+    """Validate table ``[name]`` into dataclass ``cls``; sweep axes are appended to ``axes``."""
     if not isinstance(raw, dict):
         raise ConfigError(name, f"[{name}] must be a table of keys; got {raw!r}.")
     known = {f.name: f for f in fields(cls)}
@@ -375,7 +379,7 @@ def _section(name: str, cls: type, raw: Any, axes: list) -> Any:
                               f"{', '.join(known)}. Fix the spelling or remove it.")
         f = known[key]
         rule_, fix = f.metadata["rule"], f.metadata["fix"]
-        is_axis = isinstance(value, dict) or (isinstance(value, list) and not isinstance(rule_, TextList))
+        is_axis = isinstance(value, dict) or (isinstance(value, list) and not getattr(rule_, "takes_list", False))
         if is_axis:
             if not f.metadata["sweepable"]:
                 raise ConfigError(dotted, f"{dotted} cannot be swept; give one value such as "
@@ -409,6 +413,30 @@ def _is_axis_spec(v: dict) -> bool:
     return len(v) == 1 and next(iter(v)) in ("logspace", "geomspace", "linspace", "range")
 
 
+def parse_sections(raw: dict, sections: dict, quick: bool, studies: tuple, default_study: str):
+    """The shared part of loading any config: apply ``[quick]``, check ``study`` and section names,
+    validate every section. Returns (study, {name: section dataclass}, axes)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config", f"a config must be a table of sections; got {type(raw).__name__}.")
+    raw = dict(raw)
+    quick_raw = raw.pop("quick", {})
+    if not isinstance(quick_raw, dict):
+        raise ConfigError("quick", "[quick] must be a table of overrides with the same sections.")
+    if quick:
+        raw = _merge(raw, quick_raw)
+    study = raw.pop("study", default_study)
+    if study not in studies:
+        raise ConfigError("study", f"study must be one of {', '.join(map(repr, studies))}; got {study!r}. "
+                          f"Set study to a known routine or remove the key (default {default_study!r}).")
+    for key in raw:
+        if key not in sections:
+            raise ConfigError(key, f"unknown section [{key}]. Allowed sections: study, "
+                              f"{', '.join(sections)}, quick. Fix the spelling or remove it.")
+    axes: list = []
+    parts = {name: parse_section(name, cls, raw.get(name, {}), axes) for name, cls in sections.items()}
+    return study, parts, tuple(axes)
+
+
 def from_dict(raw: dict, quick: bool = False, extra_studies: tuple = ()) -> Config:
     """Validate a nested dict (as read from TOML) into a :class:`Config`.
 
@@ -417,24 +445,9 @@ def from_dict(raw: dict, quick: bool = False, extra_studies: tuple = ()) -> Conf
     ConfigError
         Naming the first bad field, the rule, the value and the fix.
     """
-    raw = dict(raw)
-    quick_raw = raw.pop("quick", {})
-    if not isinstance(quick_raw, dict):
-        raise ConfigError("quick", "[quick] must be a table of overrides with the same sections.")
-    if quick:
-        raw = _merge(raw, quick_raw)
-    study = raw.pop("study", "lmc")
-    studies = STUDIES + tuple(extra_studies)
-    if study not in studies:
-        raise ConfigError("study", f"study must be one of {', '.join(map(repr, studies))}; got {study!r}. "
-                          f"Set study to a known routine or remove the key (default 'lmc').")
-    for key in raw:
-        if key not in SECTIONS:
-            raise ConfigError(key, f"unknown section [{key}]. Allowed sections: study, "
-                              f"{', '.join(SECTIONS)}, quick. Fix the spelling or remove it.")
-    axes: list = []
-    parts = {name: _section(name, cls, raw.get(name, {}), axes) for name, cls in SECTIONS.items()}
-    cfg = Config(study=study, axes=tuple(axes), **parts)
+    study, parts, axes = parse_sections(raw, SECTIONS, quick, STUDIES + tuple(extra_studies), "lmc")
+    parts["teacher"] = derive_teacher(parts["teacher"])
+    cfg = Config(study=study, axes=axes, **parts)
     for cell in [cfg] + ([resolve(cfg, p) for p in grid(cfg)] if axes else []):
         check_cross(cell)
     return cfg
@@ -476,10 +489,18 @@ def grid(cfg: Config) -> list[dict]:
     return [dict(zip(names, combo)) for combo in itertools.product(*(v for _, v in cfg.axes))]
 
 
-def resolve(cfg: Config, point: dict) -> Config:
-    """The scalar config of one grid point (axes removed)."""
-    sections = {name: getattr(cfg, name) for name in SECTIONS}
+def derive_teacher(t: TeacherConfig) -> TeacherConfig:
+    """Apply teacher.d_over_M: d = d_over_M * M when it is set (> 0)."""
+    return replace(t, d=t.d_over_M * t.M) if t.d_over_M > 0 else t
+
+
+def resolve(cfg, point: dict):
+    """The scalar config of one grid point (axes removed); works for any config dataclass whose
+    sections are fields and whose sweep axes are in ``axes`` (Config, tsim.deep's DeepConfig)."""
+    sections = {}
     for key, value in point.items():
         sec, fld = key.split(".")
-        sections[sec] = replace(sections[sec], **{fld: value})
-    return Config(study=cfg.study, axes=(), **sections)
+        sections[sec] = replace(sections.get(sec, getattr(cfg, sec)), **{fld: value})
+    if isinstance(cfg, Config):
+        sections["teacher"] = derive_teacher(sections.get("teacher", cfg.teacher))
+    return replace(cfg, axes=(), **sections)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .barrier import barrier
-from .config import Config, ConfigError
+from .config import Config, check_cross
 from .data import labels, sample_inputs
 from .losses import hessian_max_eig, population_loss
 from .network import TwoLayer, init_ensemble
@@ -19,12 +19,10 @@ from .train import TrainResult, train_gd, train_population, train_sgd
 
 
 def make_teacher(cfg: Config) -> Teacher:
-    """The teacher of a resolved config."""
+    """The teacher of a resolved config (cross-field rules checked first)."""
+    check_cross(cfg)
     t = cfg.teacher
     if t.kind == "orthonormal":
-        if t.d < t.M:
-            raise ConfigError("teacher.d", f"teacher.d must be >= teacher.M ({t.M}) for an orthonormal "
-                              f"teacher; got {t.d}. Raise teacher.d or set teacher.kind = \"random\".")
         return Teacher.orthonormal(t.M, t.d)
     return Teacher.random(t.M, t.d, seed=t.seed)
 
@@ -81,7 +79,7 @@ def run_lmc(cfg: Config, pairs) -> list[dict]:
     for k, p in enumerate(pairs):
         A, B = res.student(2 * k), res.student(2 * k + 1)
         st = (str(res.status[2 * k]), str(res.status[2 * k + 1]))
-        row = {"pair": int(p), "seed": cfg.sweep.seed, "m": cfg.student.m,
+        row = {"pair": int(p), "seed": cfg.sweep.seed, "m": cfg.student.m, "M": T.M, "d": T.d,
                "lr_a": float(res.lr[2 * k]), "lr_b": float(res.lr[2 * k + 1]),
                "status_a": st[0], "status_b": st[1],
                "steps_a": int(res.steps[2 * k]), "steps_b": int(res.steps[2 * k + 1]),

@@ -20,7 +20,6 @@ Each routine takes a resolved Config and pair indices and returns flat rows (sca
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 
@@ -234,16 +233,6 @@ def run_singular(cfg: Config, pairs) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- methods
-def _has_brute() -> bool:
-    """True when tsim.brute (the barrier-optimal permutation) is importable; warns otherwise."""
-    try:
-        from .brute import barrier_optimal_perm  # noqa: F401
-    except ImportError:
-        warnings.warn("tsim.brute.barrier_optimal_perm is missing; the 'optimal' columns are NaN.", stacklevel=2)
-        return False
-    return True
-
-
 def run_methods(cfg: Config, pairs) -> list[dict]:
     """Rows of the ``methods`` study: one per pair, barrier/agreement/ties/time of each method."""
     pairs = list(pairs)
@@ -261,7 +250,7 @@ def run_methods(cfg: Config, pairs) -> list[dict]:
         if "ste" in cfg.align.methods:
             import torch  # noqa: F401  (imported before the clock starts)
         for meth in cfg.align.methods:
-            if meth == "optimal" and (cfg.student.m > cfg.align.max_m or not _has_brute()):
+            if meth == "optimal" and cfg.student.m > cfg.align.max_m:
                 row.update({f"barrier_{meth}": np.nan, f"agree_{meth}": np.nan, f"n_tied_{meth}": -1,
                             f"time_{meth}": np.nan})
                 continue

@@ -155,11 +155,22 @@ def _row_dots(WT, i, j0, dots):
     r = WT[0, j0:]
     for t in range(L):
         dots[t] = w0 * r[t]
-    for k in range(1, d):
+    k = 1
+    while k + 4 <= d:  # four inputs per pass: one load/store of dots per 4 multiply-adds
+        w0, w1, w2, w3 = WT[k, i], WT[k + 1, i], WT[k + 2, i], WT[k + 3, i]
+        r0 = WT[k, j0:]
+        r1 = WT[k + 1, j0:]
+        r2 = WT[k + 2, j0:]
+        r3 = WT[k + 3, j0:]
+        for t in range(L):
+            dots[t] += w0 * r0[t] + w1 * r1[t] + w2 * r2[t] + w3 * r3[t]
+        k += 4
+    while k < d:
         wk = WT[k, i]
         r = WT[k, j0:]
         for t in range(L):
             dots[t] += wk * r[t]
+        k += 1
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath=FM)
@@ -199,16 +210,36 @@ def _row_grad(i, WT, nw, inv, a, c2, GT, ga, rad, dots, P):
     ga[i] += c2 * rowk
     cp = cai * INV_2PI
     rad[i] += cp * rowr
-    for k in range(d):
+    k = 0
+    while k + 2 <= d:  # two inputs per pass: P loaded once
+        wk0 = cp * WT[k, i]
+        wk1 = cp * WT[k + 1, i]
+        wr0 = WT[k, j0:]
+        wr1 = WT[k + 1, j0:]
+        gr0 = GT[k, j0:]
+        gr1 = GT[k + 1, j0:]
+        s0 = 0.0
+        s1 = 0.0
+        for t in range(L):
+            pj = P[t]
+            s0 += pj * wr0[t]
+            s1 += pj * wr1[t]
+            gr0[t] += pj * wk0
+            gr1[t] += pj * wk1
+        GT[k, i] += cp * s0
+        GT[k + 1, i] += cp * s1
+        k += 2
+    while k < d:
         wk = cp * WT[k, i]
         wr = WT[k, j0:]
         gr = GT[k, j0:]
-        s = 0.0
+        s0 = 0.0
         for t in range(L):
             pj = P[t]
-            s += pj * wr[t]
+            s0 += pj * wr[t]
             gr[t] += pj * wk
-        GT[k, i] += cp * s
+        GT[k, i] += cp * s0
+        k += 1
     return ai * rowk
 
 

@@ -29,7 +29,7 @@ def _train_one(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, r
     kc = 0
     last = math.nan
     for s in range(steps + 1):
-        loss = _loss_grad_ws(We, ae, c, TW, Ta, tt, scale, True, gW, ga, ws, split_rows)
+        loss = _loss_grad_ws(We, ae, c, TW, Ta, tt, scale, s < steps, gW, ga, ws, split_rows)
         if not math.isfinite(loss) or loss > blowup:
             status[e] = STATUS_DIVERGED
             We[:, :] = Wp

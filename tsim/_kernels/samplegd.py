@@ -44,43 +44,210 @@ def _block_size(m, use_blas):
     return max(32, min(1024, (HAND_BLOCK // max(m, 1)) // 8 * 8))
 
 
+@njit(cache=True, inline="always", error_model="numpy", fastmath=FM)
+def _fwd4(W, XT, p0, B, j, H):
+    """H[j + q, :B] = W[j + q] . x_p for q < 4: 4 neurons x 4 inputs per pass (register blocking)."""
+    d = W.shape[1]
+    h0 = H[j, :B]
+    h1 = H[j + 1, :B]
+    h2 = H[j + 2, :B]
+    h3 = H[j + 3, :B]
+    x = XT[0, p0:p0 + B]
+    u0, u1, u2, u3 = W[j, 0], W[j + 1, 0], W[j + 2, 0], W[j + 3, 0]
+    for t in range(B):
+        xv = x[t]
+        h0[t] = u0 * xv
+        h1[t] = u1 * xv
+        h2[t] = u2 * xv
+        h3[t] = u3 * xv
+    k = 1
+    while k + 4 <= d:
+        x0 = XT[k, p0:p0 + B]
+        x1 = XT[k + 1, p0:p0 + B]
+        x2 = XT[k + 2, p0:p0 + B]
+        x3 = XT[k + 3, p0:p0 + B]
+        a00, a01, a02, a03 = W[j, k], W[j, k + 1], W[j, k + 2], W[j, k + 3]
+        a10, a11, a12, a13 = W[j + 1, k], W[j + 1, k + 1], W[j + 1, k + 2], W[j + 1, k + 3]
+        a20, a21, a22, a23 = W[j + 2, k], W[j + 2, k + 1], W[j + 2, k + 2], W[j + 2, k + 3]
+        a30, a31, a32, a33 = W[j + 3, k], W[j + 3, k + 1], W[j + 3, k + 2], W[j + 3, k + 3]
+        for t in range(B):
+            v0 = x0[t]
+            v1 = x1[t]
+            v2 = x2[t]
+            v3 = x3[t]
+            h0[t] += a00 * v0 + a01 * v1 + a02 * v2 + a03 * v3
+            h1[t] += a10 * v0 + a11 * v1 + a12 * v2 + a13 * v3
+            h2[t] += a20 * v0 + a21 * v1 + a22 * v2 + a23 * v3
+            h3[t] += a30 * v0 + a31 * v1 + a32 * v2 + a33 * v3
+        k += 4
+    while k < d:
+        x = XT[k, p0:p0 + B]
+        u0, u1, u2, u3 = W[j, k], W[j + 1, k], W[j + 2, k], W[j + 3, k]
+        for t in range(B):
+            xv = x[t]
+            h0[t] += u0 * xv
+            h1[t] += u1 * xv
+            h2[t] += u2 * xv
+            h3[t] += u3 * xv
+        k += 1
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=FM)
+def _fwd1(W, XT, p0, B, j, H):
+    """H[j, :B] = W[j] . x_p."""
+    d = W.shape[1]
+    h = H[j, :B]
+    w = W[j]
+    x0 = XT[0, p0:p0 + B]
+    w0 = w[0]
+    for t in range(B):
+        h[t] = w0 * x0[t]
+    k = 1
+    while k + 4 <= d:
+        w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
+        x0 = XT[k, p0:p0 + B]
+        x1 = XT[k + 1, p0:p0 + B]
+        x2 = XT[k + 2, p0:p0 + B]
+        x3 = XT[k + 3, p0:p0 + B]
+        for t in range(B):
+            h[t] += w0 * x0[t] + w1 * x1[t] + w2 * x2[t] + w3 * x3[t]
+        k += 4
+    while k < d:
+        w0 = w[k]
+        x0 = XT[k, p0:p0 + B]
+        for t in range(B):
+            h[t] += w0 * x0[t]
+        k += 1
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=FM)
+def _bwd4(XT, p0, B, j, H, gW):
+    """gW[j + q, k] += sum_t H[j + q, t] x_t[k] for q < 4, k < d (H holds the back-propagated D)."""
+    d = gW.shape[1]
+    h0 = H[j, :B]
+    h1 = H[j + 1, :B]
+    h2 = H[j + 2, :B]
+    h3 = H[j + 3, :B]
+    k = 0
+    while k + 4 <= d:
+        x0 = XT[k, p0:p0 + B]
+        x1 = XT[k + 1, p0:p0 + B]
+        x2 = XT[k + 2, p0:p0 + B]
+        x3 = XT[k + 3, p0:p0 + B]
+        s00 = s01 = s02 = s03 = 0.0
+        s10 = s11 = s12 = s13 = 0.0
+        s20 = s21 = s22 = s23 = 0.0
+        s30 = s31 = s32 = s33 = 0.0
+        for t in range(B):
+            v0 = x0[t]
+            v1 = x1[t]
+            v2 = x2[t]
+            v3 = x3[t]
+            e0 = h0[t]
+            e1 = h1[t]
+            e2 = h2[t]
+            e3 = h3[t]
+            s00 += e0 * v0
+            s01 += e0 * v1
+            s02 += e0 * v2
+            s03 += e0 * v3
+            s10 += e1 * v0
+            s11 += e1 * v1
+            s12 += e1 * v2
+            s13 += e1 * v3
+            s20 += e2 * v0
+            s21 += e2 * v1
+            s22 += e2 * v2
+            s23 += e2 * v3
+            s30 += e3 * v0
+            s31 += e3 * v1
+            s32 += e3 * v2
+            s33 += e3 * v3
+        gW[j, k] += s00
+        gW[j, k + 1] += s01
+        gW[j, k + 2] += s02
+        gW[j, k + 3] += s03
+        gW[j + 1, k] += s10
+        gW[j + 1, k + 1] += s11
+        gW[j + 1, k + 2] += s12
+        gW[j + 1, k + 3] += s13
+        gW[j + 2, k] += s20
+        gW[j + 2, k + 1] += s21
+        gW[j + 2, k + 2] += s22
+        gW[j + 2, k + 3] += s23
+        gW[j + 3, k] += s30
+        gW[j + 3, k + 1] += s31
+        gW[j + 3, k + 2] += s32
+        gW[j + 3, k + 3] += s33
+        k += 4
+    while k < d:
+        x0 = XT[k, p0:p0 + B]
+        s0 = s1 = s2 = s3 = 0.0
+        for t in range(B):
+            v0 = x0[t]
+            s0 += h0[t] * v0
+            s1 += h1[t] * v0
+            s2 += h2[t] * v0
+            s3 += h3[t] * v0
+        gW[j, k] += s0
+        gW[j + 1, k] += s1
+        gW[j + 2, k] += s2
+        gW[j + 3, k] += s3
+        k += 1
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=FM)
+def _bwd1(XT, p0, B, j, H, gW):
+    """gW[j, k] += sum_t H[j, t] x_t[k]."""
+    d = gW.shape[1]
+    h = H[j, :B]
+    k = 0
+    while k + 4 <= d:
+        x0 = XT[k, p0:p0 + B]
+        x1 = XT[k + 1, p0:p0 + B]
+        x2 = XT[k + 2, p0:p0 + B]
+        x3 = XT[k + 3, p0:p0 + B]
+        s0 = s1 = s2 = s3 = 0.0
+        for t in range(B):
+            ht = h[t]
+            s0 += ht * x0[t]
+            s1 += ht * x1[t]
+            s2 += ht * x2[t]
+            s3 += ht * x3[t]
+        gW[j, k] += s0
+        gW[j, k + 1] += s1
+        gW[j, k + 2] += s2
+        gW[j, k + 3] += s3
+        k += 4
+    while k < d:
+        x0 = XT[k, p0:p0 + B]
+        s0 = 0.0
+        for t in range(B):
+            s0 += h[t] * x0[t]
+        gW[j, k] += s0
+        k += 1
+
+
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _block_hand(W, a, c, XT, y, p0, B, inv_b, want_grad, H, f, gW, ga):
     """Sum over samples p0..p0+B-1 of r_p^2 (r = c relu(W x_p) . a - y_p), and gradient parts.
 
     XT (d, n) holds the inputs as columns; H (m, >= B) and f (>= B,) are scratch.
     gW (m, d), ga (m,) get (c/b) sum_p r_p a_j 1[h_pj > 0] x_p and (c/b) sum_p r_p relu(h_pj).
-    Loops run over the B samples (contiguous), unrolled by 4 over the input dimension.
+    Loops run over the B samples (contiguous), register-blocked 4 neurons x 4 inputs.
     """
     m, d = W.shape
+    m4 = m - m % 4
     fv = f[:B]
     yv = y[p0:p0 + B]
     for t in range(B):
         fv[t] = 0.0
-    d4 = d - d % 4
+    for j in range(0, m4, 4):
+        _fwd4(W, XT, p0, B, j, H)
+    for j in range(m4, m):
+        _fwd1(W, XT, p0, B, j, H)
     for j in range(m):
         h = H[j, :B]
-        w = W[j]
-        x0 = XT[0, p0:p0 + B]
-        w0 = w[0]
-        for t in range(B):
-            h[t] = w0 * x0[t]
-        k = 1
-        while k + 4 <= d:
-            w0, w1, w2, w3 = w[k], w[k + 1], w[k + 2], w[k + 3]
-            x0 = XT[k, p0:p0 + B]
-            x1 = XT[k + 1, p0:p0 + B]
-            x2 = XT[k + 2, p0:p0 + B]
-            x3 = XT[k + 3, p0:p0 + B]
-            for t in range(B):
-                h[t] += w0 * x0[t] + w1 * x1[t] + w2 * x2[t] + w3 * x3[t]
-            k += 4
-        while k < d:
-            w0 = w[k]
-            x0 = XT[k, p0:p0 + B]
-            for t in range(B):
-                h[t] += w0 * x0[t]
-            k += 1
         aj = a[j]
         for t in range(B):
             fv[t] += aj * max(h[t], 0.0)
@@ -101,34 +268,10 @@ def _block_hand(W, a, c, XT, y, p0, B, inv_b, want_grad, H, f, gW, ga):
                 gaj += fv[t] * (ht if pos else 0.0)
                 h[t] = fv[t] * aj if pos else 0.0
             ga[j] += gaj
-            k = 0
-            while k + 4 <= d4:
-                x0 = XT[k, p0:p0 + B]
-                x1 = XT[k + 1, p0:p0 + B]
-                x2 = XT[k + 2, p0:p0 + B]
-                x3 = XT[k + 3, p0:p0 + B]
-                s0 = 0.0
-                s1 = 0.0
-                s2 = 0.0
-                s3 = 0.0
-                for t in range(B):
-                    ht = h[t]
-                    s0 += ht * x0[t]
-                    s1 += ht * x1[t]
-                    s2 += ht * x2[t]
-                    s3 += ht * x3[t]
-                gW[j, k] += s0
-                gW[j, k + 1] += s1
-                gW[j, k + 2] += s2
-                gW[j, k + 3] += s3
-                k += 4
-            while k < d:
-                x0 = XT[k, p0:p0 + B]
-                s0 = 0.0
-                for t in range(B):
-                    s0 += h[t] * x0[t]
-                gW[j, k] += s0
-                k += 1
+        for j in range(0, m4, 4):
+            _bwd4(XT, p0, B, j, H, gW)
+        for j in range(m4, m):
+            _bwd1(XT, p0, B, j, H, gW)
     return loss
 
 
@@ -261,7 +404,8 @@ def _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, 
         need_full = full or s % record_every == 0 or s == steps
         loss = math.nan
         if need_full:
-            loss = _loss_grad_set(We, ae, c, XT, Xe, ye, full, use_blas, H, f, gW, ga, G)
+            # no gradient at the last step (nothing follows it)
+            loss = _loss_grad_set(We, ae, c, XT, Xe, ye, full and s < steps, use_blas, H, f, gW, ga, G)
             bad = not math.isfinite(loss) or loss > blowup
         else:
             state = _draw_batch(Xe, ye, state, Xbr, XbT, yb, use_blas)
@@ -302,28 +446,47 @@ def _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, 
                 ae[j] -= lre * ga[j]
 
 
+@njit(cache=True, error_model="numpy")
+def _outputs(E, steps, record_every):
+    R = steps // record_every + 1
+    return np.zeros(E, dtype=np.int64), np.zeros(E, dtype=np.int64), np.empty(E), np.full((E, R), np.nan)
+
+
 @njit(cache=True, parallel=True, error_model="numpy")
+def _train_samples_hand(W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup,
+                        record_every, ckpt_steps, ckW, cka):
+    """Students in parallel, hand-written loops (no BLAS inside the threads)."""
+    E = W.shape[0]
+    status, done, final, curve = _outputs(E, steps, record_every)
+    for e in prange(E):
+        _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every,
+                   ckpt_steps, ckW, cka, status, done, final, curve, False)
+    return status, done, final, curve
+
+
+@njit(cache=True, error_model="numpy")
+def _train_samples_blas(W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup,
+                        record_every, ckpt_steps, ckW, cka):
+    """Students one after another; the BLAS calls use the threads (no numba thread team around)."""
+    E = W.shape[0]
+    status, done, final, curve = _outputs(E, steps, record_every)
+    for e in range(E):
+        _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every,
+                   ckpt_steps, ckW, cka, status, done, final, curve, True)
+    return status, done, final, curve
+
+
 def _train_samples(W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup,
                    record_every, ckpt_steps, ckW, cka):
     """GD (batch == n) or SGD (batch < n, sampling with replacement) for each student, in place.
 
     W (E, m, d), a (E, m), X (E, n, d), y (E, n), lr (E,), seeds (E,) uint64.
     The recorded/returned loss is the full training loss. Status, divergence and checkpoints
-    as in ``_train_population``. Students in parallel (small m d) or one after another with
-    threaded BLAS (m d >= BLAS_MIN_MD).
+    as in ``_train_population``. Returns (status, steps_done, final loss, curve).
+    Students in parallel with hand loops when m d < BLAS_MIN_MD, else one after another with
+    threaded BLAS (a plain-Python dispatcher on the shapes only).
     """
-    E, m, d = W.shape
-    R = steps // record_every + 1
-    status = np.zeros(E, dtype=np.int64)
-    done = np.zeros(E, dtype=np.int64)
-    final = np.empty(E)
-    curve = np.full((E, R), np.nan)
-    if m * d >= BLAS_MIN_MD:
-        for e in range(E):
-            _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every,
-                       ckpt_steps, ckW, cka, status, done, final, curve, True)
-    else:
-        for e in prange(E):
-            _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every,
-                       ckpt_steps, ckW, cka, status, done, final, curve, False)
-    return status, done, final, curve
+    m, d = W.shape[1], W.shape[2]
+    kernel = _train_samples_blas if m * d >= BLAS_MIN_MD else _train_samples_hand
+    return kernel(W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every, ckpt_steps,
+                  ckW, cka)

@@ -10,17 +10,17 @@ Every error is a :class:`tsim.config.ConfigError` naming the field, the rule, th
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from tsim.config import Choice, ConfigError, Interval, Text, TextList, rule
-from tsim.config import _expand_axis  # same sweep syntax as the lmc study
+from tsim.config import Choice, ConfigError, Interval, Text, TextList, grid, parse_sections, resolve, rule
 
 
 @dataclass(frozen=True)
 class IntTuple:
     """A list of positive integers (a shape); empty means "the default"."""
+
+    takes_list = True  # a TOML list is one value of this field, not a sweep axis
 
     def describe(self) -> str:
         return "a list of positive integers"
@@ -179,51 +179,6 @@ class DeepConfig:
         return out
 
 
-def _fail(key: str, rule_, value, fix: str) -> ConfigError:
-    return ConfigError(key, f"{key} must be {rule_.describe()}; got {value!r}. {fix[0].upper() + fix[1:]}.")
-
-
-def _section(name: str, cls: type, raw: Any, axes: list) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(name, f"[{name}] must be a table of keys; got {raw!r}.")
-    known = {f.name: f for f in fields(cls)}
-    values = {}
-    for key, value in raw.items():
-        dotted = f"{name}.{key}"
-        if key not in known:
-            raise ConfigError(dotted, f"unknown key {dotted}. Allowed keys in [{name}]: "
-                              f"{', '.join(known)}. Fix the spelling or remove it.")
-        f = known[key]
-        rule_, fix = f.metadata["rule"], f.metadata["fix"]
-        is_axis = isinstance(value, dict) or (isinstance(value, list) and not isinstance(rule_, (TextList, IntTuple)))
-        if is_axis:
-            if not f.metadata["sweepable"]:
-                raise ConfigError(dotted, f"{dotted} cannot be swept; give one value such as {f.default!r}.")
-            checked = []
-            for v in _expand_axis(dotted, value, rule_):
-                try:
-                    checked.append(rule_.check(v))
-                except ValueError:
-                    raise _fail(dotted, rule_, v, fix) from None
-            axes.append((dotted, tuple(checked)))
-            values[key] = checked[0]
-        else:
-            try:
-                values[key] = rule_.check(value)
-            except ValueError:
-                raise _fail(dotted, rule_, value, fix) from None
-    return cls(**values)
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        is_axis = isinstance(v, dict) and len(v) == 1 and next(iter(v)) in (
-            "logspace", "geomspace", "linspace", "range")
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and not is_axis else v
-    return out
-
-
 def from_dict(raw: dict, quick: bool = False) -> DeepConfig:
     """Validate a parsed TOML dict (``study = "deep"``) into a :class:`DeepConfig`.
 
@@ -234,24 +189,8 @@ def from_dict(raw: dict, quick: bool = False) -> DeepConfig:
     ConfigError
         Naming the first bad field, the rule, the value and the fix.
     """
-    if not isinstance(raw, dict):
-        raise ConfigError("config", f"a config must be a table of sections; got {type(raw).__name__}.")
-    raw = dict(raw)
-    quick_raw = raw.pop("quick", {})
-    if not isinstance(quick_raw, dict):
-        raise ConfigError("quick", "[quick] must be a table of overrides with the same sections.")
-    if quick:
-        raw = _merge(raw, quick_raw)
-    study = raw.pop("study", "deep")
-    if study != "deep":
-        raise ConfigError("study", f"study must be 'deep' for tsim.deep; got {study!r}. Set study = \"deep\".")
-    for key in raw:
-        if key not in SECTIONS:
-            raise ConfigError(key, f"unknown section [{key}]. Allowed sections: study, "
-                              f"{', '.join(SECTIONS)}, quick. Fix the spelling or remove it.")
-    axes: list = []
-    parts = {name: _section(name, cls, raw.get(name, {}), axes) for name, cls in SECTIONS.items()}
-    cfg = DeepConfig(axes=tuple(axes), **parts)
+    _, parts, axes = parse_sections(raw, SECTIONS, quick, ("deep",), "deep")
+    cfg = DeepConfig(axes=axes, **parts)
     for cell in [cfg] + [resolve(cfg, p) for p in grid(cfg)]:
         check_cross(cell)
     return cfg
@@ -287,16 +226,3 @@ def check_cross(cfg: DeepConfig) -> None:
                           f"got {d.n_train}, {d.n_test}. Set both, e.g. n_train = 4000, n_test = 2000.")
 
 
-def grid(cfg: DeepConfig) -> list[dict]:
-    """All grid points: a list of {dotted name: value}, the product of ``cfg.axes`` in file order."""
-    names = [k for k, _ in cfg.axes]
-    return [dict(zip(names, combo)) for combo in itertools.product(*(v for _, v in cfg.axes))]
-
-
-def resolve(cfg: DeepConfig, point: dict) -> DeepConfig:
-    """The scalar config of one grid point (axes removed)."""
-    sections = {name: getattr(cfg, name) for name in SECTIONS}
-    for key, value in point.items():
-        sec, fld = key.split(".")
-        sections[sec] = replace(sections[sec], **{fld: value})
-    return DeepConfig(axes=(), **sections)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from ..config import Config, grid, resolve
 
 # fields that do not change a cell's numbers and so stay out of its key
-_NOT_KEYED = {("output", "dir"), ("output", "plots"), ("sweep", "workers"), ("analysis", "fit_min_m"),
-              ("analysis", "n_boot")}
+_NOT_KEYED = {("sweep", "workers")}
+_NOT_KEYED_SECTIONS = ("output", "analysis")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class Cell:
 def cell_key(cfg: Config) -> str:
     """sha256 (first 16 hex digits) of the canonical JSON of the resolved config's numeric fields."""
     d = cfg.to_dict()
+    for sec in _NOT_KEYED_SECTIONS:
+        d.pop(sec, None)
     for sec, fld in _NOT_KEYED:
         d.get(sec, {}).pop(fld, None)
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)

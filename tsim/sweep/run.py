@@ -35,7 +35,8 @@ def run_cell(cell: Cell) -> list[dict]:
     for r in rows:
         for name, value in cell.point.items():
             col = name.split(".")[1]
-            r[col if col not in r or col == "m" else name.replace(".", "_")] = value
+            same = col in r and r[col] == value  # the study already reports this field (m, M, d)
+            r[col if col not in r or same else name.replace(".", "_")] = value
         r["key"] = cell.key
     return rows
 
