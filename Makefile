@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 OUT ?= results/default
+BENCH_THREADS ?= 1
 STAMP := $(VENV)/.installed
 
 .PHONY: setup run test bench clean
@@ -24,8 +25,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow numpy on this kind of machine: unset for benchmarks only.
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks -q --benchmark-enable --benchmark-only -p no:cacheprovider
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE TSIM_BENCH_THREADS=$(BENCH_THREADS) \
+		$(PY) -m pytest benchmarks -q --benchmark-enable --benchmark-only -p no:cacheprovider
+	$(PY) benchmarks/render.py
 
 clean:
 	rm -rf $(VENV) results .benchmarks

@@ -3,7 +3,7 @@
 Every benchmark times tsim and its baseline in the same process and records
 ``ratio = baseline time / tsim time`` (and, where it applies, a fraction of the machine's
 matrix-multiply rate measured in the same run). Records go to ``benchmark.extra_info`` and to
-``benchmarks/results/ratios.json``; ``python benchmarks/render.py`` turns them into
+``benchmarks/data/ratios.json``; ``python benchmarks/render.py`` turns them into
 ``benchmarks/RESULTS.md`` and a plot. Nothing here asserts a time.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 RESULTS: list[dict] = []
-OUT = Path(__file__).parent / "results" / "ratios.json"
+OUT = Path(__file__).parent / "data" / "ratios.json"  # (results/ is git-ignored)
 _MACHINE: dict = {}
 
 
@@ -115,7 +115,8 @@ def pytest_report_header(config):
     except Exception as exc:  # pragma: no cover - report only
         lines = [f"BLAS info unavailable: {exc}"]
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
-                                          "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "TSIM_BENCH_THREADS")}
+                                          "NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "TSIM_BENCH_THREADS",
+                                          "OMP_WAIT_POLICY")}
     return lines + [f"env: {env}", f"cpus: {os.cpu_count()}"]
 
 
@@ -140,7 +141,8 @@ def pytest_sessionfinish(session, exitstatus):
     machine.update({
         "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
         "numba_threads": numba.get_num_threads(), "blas": blas_info(),
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TSIM_BENCH_THREADS")},
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TSIM_BENCH_THREADS",
+                                               "OMP_WAIT_POLICY")},
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
     })

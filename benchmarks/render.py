@@ -1,7 +1,7 @@
-"""Render the latest benchmark ratios to benchmarks/RESULTS.md and benchmarks/results/ratios.png.
+"""Render the latest benchmark ratios to benchmarks/RESULTS.md and benchmarks/data/ratios.png.
 
 Usage: python benchmarks/render.py [ratios.json] [--bench-json FILE ...]
-Reads ``benchmarks/results/ratios.json`` (written by benchmarks/conftest.py) and, optionally,
+Reads ``benchmarks/data/ratios.json`` (written by benchmarks/conftest.py) and, optionally,
 pytest-benchmark JSON files (``--benchmark-json``) whose ``extra_info`` holds a ``ratio``.
 """
 from __future__ import annotations
@@ -107,7 +107,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv=None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("ratios", nargs="?", default=str(HERE / "results" / "ratios.json"))
+    ap.add_argument("ratios", nargs="?", default=str(HERE / "data" / "ratios.json"))
     ap.add_argument("--bench-json", nargs="*", default=[])
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     args = ap.parse_args(argv)
@@ -117,7 +117,7 @@ def main(argv=None) -> Path:
         rows += _rows_from_bench_json(Path(f))
     order = ["population", "sample GD", "sample SGD", "ensemble", "weight matching", "barrier", "end to end"]
     rows.sort(key=lambda r: (next((i for i, o in enumerate(order) if r["group"].startswith(o)), 99), r["group"]))
-    png = HERE / "results" / "ratios.png"
+    png = HERE / "data" / "ratios.png"
     plot(rows, png)
     out = Path(args.out)
     text = ["# Benchmark results", "",
@@ -125,8 +125,8 @@ def main(argv=None) -> Path:
             "`pytest benchmarks --benchmark-enable --benchmark-only` run. Ratios are baseline time / tsim time, "
             "measured side by side in one process; times are best-of-N wall times on the machine below.", "",
             "## Machine", "", machine_text(data.get("machine", {})), "", "## Ratios", "", table(rows), "",
-            f"![ratios](results/{png.name})", ""]
-    extra = HERE / "results" / "notes.md"
+            f"![ratios](data/{png.name})", ""]
+    extra = HERE / "notes.md"
     if extra.exists():
         text += ["## Notes", "", extra.read_text()]
     out.write_text("\n".join(text))

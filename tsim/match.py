@@ -38,11 +38,16 @@ def _round_ties(C: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return R
 
 
+SCIPY_FROM_M = 512  # measured crossover of the two exact float64 solvers (benchmarks/bench_matching.py)
+
+
 def solve_assignment(C: np.ndarray, maximize: bool = False) -> np.ndarray:
     """Exact linear assignment on a square cost C (m, m): perm with sum_i C[i, perm[i]] optimal.
 
-    LAPJV from lapx (``lap.lapjvs`` in float64) when installed, else
-    scipy.optimize.linear_sum_assignment. Deterministic for a given C.
+    Both solvers are exact in float64: LAPJV from lapx (``lap.lapjvs``, prefer_float32=False) for
+    m < ``SCIPY_FROM_M``, scipy.optimize.linear_sum_assignment from there on (in float64 it was
+    1.6-3x faster than lapjvs at m = 1024..4096 on inner-product costs here, see
+    benchmarks/RESULTS.md) or whenever lapx is missing. Deterministic for a given C.
     """
     C = np.ascontiguousarray(C, dtype=np.float64)
     if C.ndim != 2 or C.shape[0] != C.shape[1]:
@@ -54,7 +59,7 @@ def solve_assignment(C: np.ndarray, maximize: bool = False) -> np.ndarray:
     m = C.shape[0]
     if m == 1:
         return np.zeros(1, dtype=np.int64)
-    if _lap is not None:
+    if _lap is not None and m < SCIPY_FROM_M:
         _, rows, cols = _lap.lapjvs(C, return_cost=True, jvx_like=True, prefer_float32=False)
         perm = np.empty(m, dtype=np.int64)
         perm[rows] = cols
