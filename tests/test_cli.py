@@ -72,3 +72,13 @@ def test_bad_config_one_line_exit_2(tmp_path, text, msg):
 def test_missing_config_file(capsys):
     assert cli.main(["run", "no/such/file.toml"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_sample_training_reports_test_loss_near_population_loss(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[student]\nm = 4\n[train]\nmethod = "gd"\nsteps = 200\nn = 300\nn_test = 50000\n'
+                   'lr = 0.2\n[sweep]\npairs = 1\n')
+    cli.run(str(cfg), str(tmp_path / "o"), progress=False)
+    df = pd.read_csv(tmp_path / "o" / "results.csv")
+    # fresh-sample test loss estimates the exact population loss (noise-free labels)
+    assert df["test_loss_a"].iloc[0] == pytest.approx(df["loss_a"].iloc[0], rel=0.1)

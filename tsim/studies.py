@@ -11,7 +11,7 @@ import numpy as np
 from .barrier import barrier
 from .config import Config, check_cross
 from .data import labels, sample_inputs
-from .losses import hessian_max_eig, population_loss
+from .losses import empirical_loss, hessian_max_eig, population_loss
 from .network import TwoLayer, init_ensemble
 from .sparsity import effective_neurons, sparse_fraction
 from .teacher import Teacher
@@ -33,7 +33,8 @@ def output_scale(cfg: Config) -> float:
 
 
 def student_rng(cfg: Config, pair: int, side: int) -> np.random.Generator:
-    """The Generator of student ``side`` (0 = A, 1 = B, 2 = the pair's data) of pair ``pair``."""
+    """The Generator of ``side`` (0 = student A, 1 = student B, 2 = the pair's training data,
+    3 = its test data) of pair ``pair``."""
     return np.random.default_rng([cfg.sweep.seed, pair, side])
 
 
@@ -71,6 +72,15 @@ def train_pairs(cfg: Config, pairs, checkpoints=None) -> tuple[Teacher, TrainRes
     return T, train_sgd(W0, a0, X, y, batch=tr.batch, rng=rng, **common)
 
 
+def test_losses(cfg: Config, T: Teacher, students, pair: int) -> list[float]:
+    """Empirical loss of each student on ``train.n_test`` fresh labelled samples (label noise
+    included), drawn from the pair's own Generator; ``loss_a``/``loss_b`` hold the exact value."""
+    rng = student_rng(cfg, pair, 3)
+    X = sample_inputs(cfg.train.n_test, T.d, cfg.teacher.inputs, rng)
+    y = labels(T, X, cfg.train.noise, rng)
+    return [empirical_loss(S, X, y) for S in students]
+
+
 def run_lmc(cfg: Config, pairs) -> list[dict]:
     """Rows of the ``lmc`` study for one resolved cell and the given pair indices."""
     T, res = train_pairs(cfg, list(pairs))
@@ -93,6 +103,8 @@ def run_lmc(cfg: Config, pairs) -> list[dict]:
             row.update(loss_a=population_loss(A, T, inputs), loss_b=population_loss(B, T, inputs),
                        barrier_naive=naive.value, barrier_wm=wm.value, t_naive=naive.t, t_wm=wm.t,
                        n_tied=wm.n_tied)
+        if cfg.train.method != "population":
+            row.update(zip(("test_loss_a", "test_loss_b"), test_losses(cfg, T, (A, B), p)))
         row.update(sparse_a=sparse_fraction(A), sparse_b=sparse_fraction(B),
                    eff_a=effective_neurons(A), eff_b=effective_neurons(B))
         rows.append(row)
