@@ -8,6 +8,7 @@ when the ``theory`` package is importable; otherwise that column says so.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -258,10 +259,7 @@ def render(dirs: list[Path], out: Path | None = None, samples: int = 8) -> Path:
             body += lines
             disagree += [f"[{d}] {x}" for x in dis]
         for f in summary.get("figures", []):
-            try:
-                rel = (d / f).resolve().relative_to(out.parent.resolve())
-            except ValueError:
-                rel = (d / f).resolve()
+            rel = Path(os.path.relpath((d / f).resolve(), out.parent.resolve())).as_posix()
             body += [f"![{f}]({rel})", ""]
     head = ["# tsim report: LMC modulo permutation", "", f"Claims from {CLAIMS['source']}.", "",
             "## Where measurement and claim/theory disagree", ""]
