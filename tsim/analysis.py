@@ -17,13 +17,14 @@ from .fit import fit_power_law
 
 def versions() -> dict:
     """Versions of tsim and the libraries that produced the numbers."""
-    import numba
     import scipy
 
     import tsim
 
+    from ._kernels import numba_version
+
     out = {"tsim": tsim.__version__, "python": platform.python_version(), "numpy": np.__version__,
-           "scipy": scipy.__version__, "numba": numba.__version__, "pandas": pd.__version__}
+           "scipy": scipy.__version__, "numba": numba_version(), "pandas": pd.__version__}
     try:
         from importlib.metadata import version
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels.popgd import STATUS_CONVERGED, STATUS_DIVERGED, STATUS_MAX_STEPS, _train_population
+from ._kernels.popgd import _train_population
+from ._kernels.steps import STATUS_CONVERGED, STATUS_DIVERGED, STATUS_MAX_STEPS
 from ._kernels.samplegd import _train_samples
 from .losses import input_scale, teacher_energy
 from .network import TwoLayer

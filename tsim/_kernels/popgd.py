@@ -6,10 +6,7 @@ import numpy as np
 from numba import njit, prange
 
 from .arccos import FM, _loss_grad_ws, _n_chunks, _workspace
-
-STATUS_MAX_STEPS = 0
-STATUS_CONVERGED = 1
-STATUS_DIVERGED = 2
+from .steps import _checkpoint, _diverged, _gd_update, _outputs, _stopped
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
@@ -18,7 +15,6 @@ def _train_one(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, r
     """GD for student e (see :func:`_train_population`); ``split_rows`` runs each step's row
     chunks on threads (same numbers as serially)."""
     E, m, d = W.shape
-    K = ckpt_steps.shape[0]
     ws = _workspace(m, d)
     gW = np.empty((m, d))
     ga = np.empty(m)
@@ -31,44 +27,22 @@ def _train_one(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, r
     for s in range(steps + 1):
         loss = _loss_grad_ws(We, ae, c, TW, Ta, tt, scale, s < steps, gW, ga, ws, split_rows)
         if not math.isfinite(loss) or loss > blowup:
-            status[e] = STATUS_DIVERGED
-            We[:, :] = Wp
-            ae[:] = ap
-            done[e] = max(s - 1, 0)
-            final[e] = last
+            _diverged(e, s, last, We, ae, Wp, ap, status, done, final)
             return
         last = loss
         if s % record_every == 0:
             curve[e, s // record_every] = loss
-        while kc < K and ckpt_steps[kc] == s:
-            ckW[e, kc] = We
-            cka[e, kc] = ae
-            kc += 1
-        if loss <= tol or s == steps:
-            status[e] = STATUS_CONVERGED if loss <= tol else STATUS_MAX_STEPS
-            done[e] = s
-            final[e] = loss
+        kc = _checkpoint(e, s, kc, ckpt_steps, We, ae, ckW, cka)
+        if _stopped(e, s, loss, tol, steps, status, done, final):
             return
-        Wp[:, :] = We
-        ap[:] = ae
-        lre = lr[e]
-        for j in range(m):
-            for k in range(d):
-                We[j, k] -= lre * gW[j, k]
-        if train_a:
-            for j in range(m):
-                ae[j] -= lre * ga[j]
+        _gd_update(We, ae, Wp, ap, gW, ga, lr[e], train_a)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _train_students(W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup,
                     record_every, ckpt_steps, ckW, cka, split_rows):
     E = W.shape[0]
-    R = steps // record_every + 1
-    status = np.zeros(E, dtype=np.int64)
-    done = np.zeros(E, dtype=np.int64)
-    final = np.empty(E)
-    curve = np.full((E, R), np.nan)
+    status, done, final, curve = _outputs(E, steps, record_every)
     if split_rows:
         for e in range(E):
             _train_one(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, record_every,

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from .arccos import FM
-from .popgd import STATUS_CONVERGED, STATUS_DIVERGED, STATUS_MAX_STEPS
+from .steps import _checkpoint, _diverged, _gd_update, _outputs, _stopped
 
 BLAS_MIN_MD = 8192  # m * d from which the two products go to BLAS
 HAND_BLOCK = 8192  # doubles of activations per block on the hand path
@@ -373,7 +373,6 @@ def _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, 
     n = X.shape[1]
     full = batch >= n
     b = n if full else batch
-    K = ckpt_steps.shape[0]
     B = _block_size(m, use_blas)
     gW = np.empty((m, d))
     ga = np.empty(m)
@@ -412,44 +411,20 @@ def _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, 
             bl = _loss_grad_set(We, ae, c, XbT, Xbr, yb, True, use_blas, H, f, gW, ga, G)
             bad = not math.isfinite(bl) or bl > blowup
         if bad:
-            status[e] = STATUS_DIVERGED
-            We[:, :] = Wp
-            ae[:] = ap
-            done[e] = max(s - 1, 0)
-            final[e] = last
+            _diverged(e, s, last, We, ae, Wp, ap, status, done, final)
             return
         if need_full:
             last = loss
             if s % record_every == 0:
                 curve[e, s // record_every] = loss
-        while kc < K and ckpt_steps[kc] == s:
-            ckW[e, kc] = We
-            cka[e, kc] = ae
-            kc += 1
-        if need_full and (loss <= tol or s == steps):
-            status[e] = STATUS_CONVERGED if loss <= tol else STATUS_MAX_STEPS
-            done[e] = s
-            final[e] = loss
+        kc = _checkpoint(e, s, kc, ckpt_steps, We, ae, ckW, cka)
+        if need_full and _stopped(e, s, loss, tol, steps, status, done, final):
             return
         if need_full and not full:
             # the full pass gave the loss only: take this step on a fresh minibatch
             state = _draw_batch(Xe, ye, state, Xbr, XbT, yb, use_blas)
             _loss_grad_set(We, ae, c, XbT, Xbr, yb, True, use_blas, H, f, gW, ga, G)
-        Wp[:, :] = We
-        ap[:] = ae
-        lre = lr[e]
-        for j in range(m):
-            for k in range(d):
-                We[j, k] -= lre * gW[j, k]
-        if train_a:
-            for j in range(m):
-                ae[j] -= lre * ga[j]
-
-
-@njit(cache=True, error_model="numpy")
-def _outputs(E, steps, record_every):
-    R = steps // record_every + 1
-    return np.zeros(E, dtype=np.int64), np.zeros(E, dtype=np.int64), np.empty(E), np.full((E, R), np.nan)
+        _gd_update(We, ae, Wp, ap, gW, ga, lr[e], train_a)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")

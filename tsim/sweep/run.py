@@ -71,9 +71,9 @@ def limit_threads(threads: int | str | None) -> None:
             threads = max(1, (os.cpu_count() or 1) // get_worker().state.nthreads)
         except (ImportError, ValueError, AttributeError):
             return
-    import numba
+    from .._kernels import set_threads
 
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    set_threads(threads)
     if not _LIMITED:
         from threadpoolctl import threadpool_limits
 
