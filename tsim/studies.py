@@ -72,6 +72,16 @@ def train_pairs(cfg: Config, pairs, checkpoints=None) -> tuple[Teacher, TrainRes
     return T, train_sgd(W0, a0, X, y, batch=tr.batch, rng=rng, **common)
 
 
+def pair_row(cfg: Config, res: TrainResult, k: int, p: int) -> dict:
+    """The columns every two-student study reports for pair p (students 2k and 2k + 1 of res)."""
+    i, j = 2 * k, 2 * k + 1
+    return {"pair": int(p), "seed": cfg.sweep.seed, "m": cfg.student.m, "M": cfg.teacher.M, "d": cfg.teacher.d,
+            "lr_a": float(res.lr[i]), "lr_b": float(res.lr[j]),
+            "status_a": str(res.status[i]), "status_b": str(res.status[j]),
+            "steps_a": int(res.steps[i]), "steps_b": int(res.steps[j]),
+            "train_loss_a": float(res.loss[i]), "train_loss_b": float(res.loss[j])}
+
+
 def test_losses(cfg: Config, T: Teacher, students, pair: int) -> list[float]:
     """Empirical loss of each student on ``train.n_test`` fresh labelled samples (label noise
     included), drawn from the pair's own Generator; ``loss_a``/``loss_b`` hold the exact value."""
@@ -88,13 +98,8 @@ def run_lmc(cfg: Config, pairs) -> list[dict]:
     rows = []
     for k, p in enumerate(pairs):
         A, B = res.student(2 * k), res.student(2 * k + 1)
-        st = (str(res.status[2 * k]), str(res.status[2 * k + 1]))
-        row = {"pair": int(p), "seed": cfg.sweep.seed, "m": cfg.student.m, "M": T.M, "d": T.d,
-               "lr_a": float(res.lr[2 * k]), "lr_b": float(res.lr[2 * k + 1]),
-               "status_a": st[0], "status_b": st[1],
-               "steps_a": int(res.steps[2 * k]), "steps_b": int(res.steps[2 * k + 1]),
-               "train_loss_a": float(res.loss[2 * k]), "train_loss_b": float(res.loss[2 * k + 1])}
-        if "diverged" in st:
+        row = pair_row(cfg, res, k, p)
+        if "diverged" in (row["status_a"], row["status_b"]):
             row.update(loss_a=np.nan, loss_b=np.nan, barrier_naive=np.nan, barrier_wm=np.nan, t_naive=np.nan,
                        t_wm=np.nan, n_tied=-1)
         else:

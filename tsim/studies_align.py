@@ -32,7 +32,7 @@ from .multi import average_barrier, merge_many, merge_to_reference, simplex_barr
 from .network import TwoLayer, init_ensemble
 from .sequences import prune_sequence, sequence_barriers
 from .spectral import spectral_report
-from .studies import make_teacher, output_scale, step_sizes, student_rng, train_pairs
+from .studies import make_teacher, output_scale, pair_row, step_sizes, student_rng, train_pairs
 from .train import train_gd, train_population, train_sgd
 
 MERGE_ITERS = 10  # sweeps of iterated matching in the multi study
@@ -76,13 +76,13 @@ def train_group(cfg: Config, group: int, k: int, checkpoints=None):
 
 
 def _base(cfg: Config, p: int, res, idx) -> dict:
-    st = [str(res.status[i]) for i in idx]
-    row = {"pair": int(p), "seed": cfg.sweep.seed, "m": cfg.student.m}
+    """Common columns: those of every pair study, or for k networks the first two statuses and
+    how many of the k diverged."""
     if len(idx) == 2:
-        row.update(status_a=st[0], status_b=st[1])
-    else:
-        row.update(status_a=st[0], status_b=st[1], n_diverged=int(sum(s == "diverged" for s in st)))
-    return row
+        return pair_row(cfg, res, idx[0] // 2, p)
+    st = [str(res.status[i]) for i in idx]
+    return {"pair": int(p), "seed": cfg.sweep.seed, "m": cfg.student.m, "status_a": st[0], "status_b": st[1],
+            "n_diverged": int(sum(s == "diverged" for s in st))}
 
 
 def _checkpoints(res, e: int) -> list[TwoLayer]:
