@@ -60,6 +60,31 @@ def test_tiny_run_writes_outputs_and_is_deterministic(tmp_path):
         s2["measured"][0]["barrier_loss_wm_mean"]
 
 
+def test_rerun_resumes_from_the_store_and_recomputes_nothing(tmp_path):
+    pytest.importorskip("torch")
+    import pandas as pd
+
+    from tsim.deep import experiment
+    from tsim.sweep.store import Store
+
+    out = tmp_path / "r"
+    experiment.run(TINY, out, progress=False)
+    first = pd.read_csv(out / "results.csv")
+    with Store(out, readonly=True) as st:
+        assert set(st.statuses().values()) == {"done"} and len(st.statuses()) == 2
+    calls = []
+    orig = experiment.run_pair
+    experiment.run_pair = lambda *a, **k: calls.append(a) or orig(*a, **k)
+    try:
+        experiment.run(TINY, out, progress=False)
+    finally:
+        experiment.run_pair = orig
+    assert calls == []  # every cell was already stored
+    again = pd.read_csv(out / "results.csv")
+    cols = [c for c in first.columns if c.startswith(("barrier_", "test_"))]
+    pd.testing.assert_frame_equal(first[cols], again[cols])
+
+
 @pytest.mark.skipif(not (MNIST_ROOT / "MNIST" / "raw").is_dir(), reason=f"real MNIST absent at {MNIST_ROOT}")
 def test_quick_config_end_to_end_on_mnist(tmp_path):
     """experiments/mnist_width.toml under --quick, shrunk further through its own [quick] table."""

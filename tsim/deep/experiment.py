@@ -206,6 +206,8 @@ def run(raw: dict, out, quick: bool = False, device: str | None = None, progress
     import pandas as pd
 
     from tsim.deep import plot
+    from tsim.sweep.grid import Cell, cell_key
+    from tsim.sweep.store import Store, SweepLock
 
     t0 = time.perf_counter()
     cfg = from_dict(raw, quick=quick)
@@ -213,21 +215,26 @@ def run(raw: dict, out, quick: bool = False, device: str | None = None, progress
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     points = grid(cfg) or [{}]
-    cells = [resolve(cfg, p) for p in points]
+    cells = [Cell(key=cell_key(c), point=p, config=c) for p, c in zip(points, (resolve(cfg, p) for p in points))]
     swept = [AXIS_COLUMNS.get(k, k.replace(".", "_")) for k, _ in cfg.axes]
-    rows = []
-    with torch_settings(cfg, dev):
-        data = load_data(cfg, dev)
-        bar = tqdm(total=len(cells) * cfg.sweep.pairs, desc="deep", disable=not progress, unit="pair")
-        for point, cell in zip(points, cells):
-            for pair in range(cfg.sweep.pairs):
-                bar.set_postfix({AXIS_COLUMNS.get(k, k): v for k, v in point.items()} | {"pair": pair})
-                row = run_pair(cell, data, pair, dev)
-                row["cell"] = len(rows) // cfg.sweep.pairs
-                rows.append(row)
-                bar.update(1)
-        bar.close()
-    df = pd.DataFrame(rows)
+    # one store transaction per finished cell: an interrupted run resumes with the same command
+    with SweepLock(out), Store(out) as store:
+        store.register(cells, cfg.to_dict())
+        done = store.finished_keys()
+        todo = [(i, c) for i, c in enumerate(cells) if c.key not in done]
+        with torch_settings(cfg, dev):
+            data = load_data(cfg, dev)
+            bar = tqdm(total=len(todo) * cfg.sweep.pairs, desc="deep", disable=not progress, unit="pair")
+            for idx, cell in todo:
+                t_cell = time.perf_counter()
+                rows = []
+                for pair in range(cfg.sweep.pairs):
+                    bar.set_postfix({AXIS_COLUMNS.get(k, k): v for k, v in cell.point.items()} | {"pair": pair})
+                    rows.append({**run_pair(cell.config, data, pair, dev), "cell": idx, "key": cell.key})
+                    bar.update(1)
+                store.record(cell.key, rows, wall_s=time.perf_counter() - t_cell)
+            bar.close()
+        df = store.rows([c.key for c in cells])
     df.to_csv(out / "results.csv", index=False)
     figures = plot.draw(df, out, cfg.output.plots, cfg.match.methods, swept, cfg.output.title)
     summary = {
@@ -239,7 +246,7 @@ def run(raw: dict, out, quick: bool = False, device: str | None = None, progress
         "seeds": {"base": cfg.sweep.seed, "pairs": [[cfg.sweep.seed + 2 * p, cfg.sweep.seed + 2 * p + 1]
                                                     for p in range(cfg.sweep.pairs)], "data": cfg.data.seed},
         "n_train": int(len(data[0])), "n_test": int(len(data[2])),
-        "cells": len(cells), "rows": len(rows),
+        "cells": len(cells), "rows": len(df),
         "wall_seconds": time.perf_counter() - t0,
         "measured": _measured(df, swept),
         "files": ["results.csv", "summary.json"] + [p.name for p in figures],
