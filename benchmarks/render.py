@@ -1,4 +1,5 @@
-"""Render the latest benchmark ratios to benchmarks/RESULTS.md and benchmarks/data/ratios.png.
+"""Render the latest benchmark ratios to benchmarks/RESULTS.md, benchmarks/data/ratios.png and the
+table between the bench-table markers of README.md.
 
 Usage: python benchmarks/render.py [ratios.json] [--bench-json FILE ...]
 Reads ``benchmarks/data/ratios.json`` (written by benchmarks/conftest.py) and, optionally,
@@ -105,11 +106,51 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+README = HERE.parent / "README.md"
+MARK_START, MARK_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
+
+
+def readme_table(rows: list[dict], machine: dict) -> str:
+    """The rows that carry a target (plus barrier and end to end), compact, with the machine line."""
+    blas = "; ".join(sorted({f"{b.get('internal_api')} {b.get('version')} {b.get('architecture')}"
+                             for b in machine.get("blas", []) if isinstance(b, dict) and b.get("user_api") == "blas"}))
+    head = [f"Machine: {machine.get('cpus', '?')} cores, float64 matmul {machine.get('matmul_gflops_float64', 0):.0f} "
+            f"GFLOP/s (1 thread), BLAS {blas or '?'}, measured {machine.get('date', '?')} "
+            "(full table and profiles: benchmarks/RESULTS.md).", "",
+            "| benchmark | case | threads | ratio (x faster than baseline) | target | met |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        keep = r.get("target") is not None or r["group"].startswith(("barrier", "end to end"))
+        if not keep:
+            continue
+        ratio, target = r.get("ratio"), r.get("target")
+        met = "" if target is None or ratio is None else ("yes" if ratio >= target else "**no**")
+        extra = f" ({100 * r['frac_of_matmul']:.0f}% of matmul)" if "frac_of_matmul" in r else ""
+        if "trainings_per_s" in r:
+            extra = f"{r['trainings_per_s']:.2f} trainings/s"
+        ratio_txt = (f"{ratio:.2f}" if ratio is not None else "") + extra
+        tgt = "" if target is None else (f">= {target:g}x" if target >= 1 else f"within {1 / target:.2g}x")
+        head.append(f"| {r['group']} | {r['case']} | {r.get('threads', '')} | {ratio_txt} | {tgt} | {met} |")
+    return "\n".join(head)
+
+
+def update_readme(text: str, path: Path = README) -> bool:
+    """Replace the README's text between the bench-table markers; False if the markers are absent."""
+    if not path.exists():
+        return False
+    doc = path.read_text()
+    a, b = doc.find(MARK_START), doc.find(MARK_END)
+    if a < 0 or b < a:
+        return False
+    path.write_text(doc[:a + len(MARK_START)] + "\n" + text + "\n" + doc[b:])
+    return True
+
+
 def main(argv=None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("ratios", nargs="?", default=str(HERE / "data" / "ratios.json"))
     ap.add_argument("--bench-json", nargs="*", default=[])
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--no-readme", action="store_true", help="do not update the table in README.md")
     args = ap.parse_args(argv)
     data = json.loads(Path(args.ratios).read_text())
     rows = data["results"]
@@ -130,6 +171,8 @@ def main(argv=None) -> Path:
     if extra.exists():
         text += ["## Notes", "", extra.read_text()]
     out.write_text("\n".join(text))
+    if not args.no_readme:
+        update_readme(readme_table(rows, data.get("machine", {})))
     return out
 
 
