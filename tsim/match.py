@@ -78,8 +78,8 @@ def weight_matching(A: TwoLayer, B: TwoLayer) -> np.ndarray:
     Solves  max_perm sum_i <z^A_i, z^B_perm(i)>,  z_j = (w_j, c a_j),
     which for one hidden layer is exactly  min_perm ||theta_A - theta_{perm(B)}||^2  and is one
     linear assignment (Ainsworth et al. 2023, arXiv:2209.04836). Ties: the cost is rounded to 12
-    significant digits and solved by LAPJV, so equal inputs give equal outputs; use
-    :func:`assignment_ties` to see whether the optimum was unique.
+    significant digits and solved exactly (:func:`solve_assignment`), so equal inputs give equal
+    outputs; use :func:`assignment_ties` to see whether the optimum was unique.
 
     Returns
     -------
