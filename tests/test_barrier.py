@@ -60,3 +60,12 @@ def test_bad_align(teacher):
     A, B = trained_pair(teacher, steps=2)
     with pytest.raises(ValueError, match="align"):
         tsim.barrier(A, B, teacher, align="magic")
+
+
+def test_align_methods_by_name(teacher):
+    A, B = trained_pair(teacher, m=5, steps=1500)
+    wm = tsim.barrier(A, B, teacher, align="weight")
+    assert wm.value == pytest.approx(tsim.barrier(A, B, teacher, perm=tsim.weight_matching(A, B)).value, abs=1e-15)
+    best = tsim.barrier(A, B, teacher, align="optimal")
+    assert best.value <= wm.value + 1e-12  # brute force over all 5! permutations never loses
+    assert tsim.barrier(A, B, teacher, align="activation").value >= best.value - 1e-12

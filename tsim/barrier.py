@@ -1,7 +1,8 @@
 """Loss barriers on the linear path between two networks (Entezari et al. 2022, arXiv:2110.06296).
 
 B = max_t [ L((1 - t) A + t B) - ((1 - t) L(A) + t L(B)) ],  t on a uniform grid of [0, 1].
-"Modulo permutation" (align="weight") first replaces B by B.permute(weight_matching(A, B)).
+"Modulo permutation" (align="weight") first replaces B by B.permute(weight_matching(A, B)); the
+other methods of :func:`tsim.align` ("activation", "ste", "optimal") can be named the same way.
 """
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .losses import empirical_loss, path_losses
-from .match import weight_matching, weight_matching_ties
+from .align import METHODS, align as align_nets
 from .network import TwoLayer, check_perm
 
-ALIGN = (None, "weight")
+ALIGN = (None,) + tuple(METHODS)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,8 @@ class BarrierResult:
 def barrier(A: TwoLayer, B: TwoLayer, T: TwoLayer | None = None, *, align=None, grid: int = 51,
             inputs: str = "gaussian", X: np.ndarray | None = None, y: np.ndarray | None = None,
             perm=None) -> BarrierResult:
-    """Loss barrier between A and B (B aligned to A first if ``align="weight"`` or ``perm`` given).
+    """Loss barrier between A and B (B aligned to A first by ``align`` = "weight", "activation", "ste"
+    or "optimal" (see :func:`tsim.align`), or by a given ``perm``).
 
     The loss is the exact population loss against teacher T (``inputs`` "gaussian" or "sphere")
     unless a sample X (n, d) is given; then it is the empirical loss on (X, y), y defaulting to
@@ -62,9 +64,12 @@ def barrier(A: TwoLayer, B: TwoLayer, T: TwoLayer | None = None, *, align=None, 
     if grid < 2:
         raise ValueError(f"grid must be >= 2; got {grid}.")
     n_tied = 0
-    if align == "weight" and perm is None:
-        perm = weight_matching(A, B)
-        n_tied = weight_matching_ties(A, B, perm).n_tied
+    if align is not None and perm is None:
+        if A.m != B.m:
+            raise ValueError(f"A and B must have the same width; got {A.m} and {B.m}. Pad the narrower one "
+                             "(TwoLayer.pad) or use tsim.align, which pads.")
+        r = align_nets(A, B, align, T=T, X=X, inputs=inputs, grid=int(grid))
+        perm, n_tied = r.perm, r.n_tied
     if perm is not None:
         perm = check_perm(perm, B.m)
         B = B.permute(perm)
