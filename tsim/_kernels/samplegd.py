@@ -332,22 +332,6 @@ def _loss_grad_set(W, a, c, XT, Xr, y, want_grad, use_blas, H, f, gW, ga, G):
     return 0.5 * loss * inv_b
 
 
-@njit(cache=True, error_model="numpy")
-def _batch_loss_grad(W, a, c, Xb, yb, want_grad, H, gW, ga):
-    """Empirical loss on (Xb (b, d), yb (b,)) and (if want_grad) gradients into gW, ga.
-
-    H is unused (kept for the signature); the path is chosen from m d as in training.
-    """
-    m, d = W.shape
-    b = Xb.shape[0]
-    use_blas = m * d >= BLAS_MIN_MD
-    B = _block_size(m, use_blas)
-    XT = np.ascontiguousarray(Xb.T) if not use_blas else np.empty((1, 1))
-    Hs = np.empty((B, m)) if use_blas else np.empty((m, B))
-    return _loss_grad_set(W, a, c, XT, Xb, yb, want_grad, use_blas, Hs, np.empty(B), gW, ga,
-                          np.empty((m, d)))
-
-
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _draw_batch(X, y, state, Xr, XT, yb, use_blas):
     """Fill the minibatch (rows of X drawn with replacement by splitmix64); returns the state."""

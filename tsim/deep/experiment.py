@@ -203,8 +203,6 @@ def run(raw: dict, out, quick: bool = False, device: str | None = None, progress
     """
     from tqdm import tqdm
 
-    import pandas as pd
-
     from tsim.deep import plot
     from tsim.sweep.grid import Cell, cell_key
     from tsim.sweep.store import Store, SweepLock
