@@ -27,8 +27,11 @@ test: $(STAMP)
 
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow numpy on this kind of machine: unset for benchmarks only.
 bench: $(STAMP)
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE TSIM_BENCH_THREADS=$(BENCH_THREADS) \
-		$(PY) -m pytest benchmarks -q --benchmark-enable --benchmark-only -p no:cacheprovider
+	@# one process per file: torch's OpenMP threads left spinning by one file slowed the next
+	for f in benchmarks/bench_*.py; do \
+		env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE TSIM_BENCH_THREADS=$(BENCH_THREADS) \
+		$(PY) -m pytest $$f -q --benchmark-enable --benchmark-only -p no:cacheprovider || exit 1; \
+	done
 	$(PY) benchmarks/render.py
 
 clean:
