@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .losses import kernel_matrix
-from .match import _round_ties, assignment_ties, neuron_features, solve_assignment, weight_matching
+from .match import _round_ties, assignment_ties, neuron_features, solve_assignment, weight_matching, weight_scores
 from .network import TwoLayer, check_perm
 
 METHODS = ("weight", "activation", "ste", "optimal")
@@ -346,7 +346,7 @@ def align(A: TwoLayer, B: TwoLayer, method: str = "weight", *, T: TwoLayer | Non
         raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
     m_a, m_b = A.m, B.m
     A2, B2, padded = pad_pair(A, B)
-    S_wm = _round_ties(neuron_features(A2) @ neuron_features(B2).T)
+    S_wm = weight_scores(A2, B2)
     info: dict = {}
     if method == "weight":
         perm = solve_assignment(S_wm, maximize=True)
@@ -367,10 +367,8 @@ def align(A: TwoLayer, B: TwoLayer, method: str = "weight", *, T: TwoLayer | Non
         if A2.m > max_m:
             raise ValueError(f"method='optimal' enumerates m! permutations; m={A2.m} exceeds max_m={max_m}. "
                              "Use a smaller width or another method.")
-        try:
-            from .brute import barrier_optimal_perm
-        except ImportError as exc:  # pragma: no cover - tsim.brute is part of the package
-            raise ValueError("method='optimal' needs tsim.brute.barrier_optimal_perm, which is missing.") from exc
+        from .brute import barrier_optimal_perm
+
         perm, score = barrier_optimal_perm(A2, B2, T, inputs=inputs, grid=grid, max_m=max_m)
         perm = np.asarray(perm, dtype=np.int64)
         S = S_wm

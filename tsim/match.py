@@ -72,6 +72,12 @@ def solve_assignment(C: np.ndarray, maximize: bool = False) -> np.ndarray:
     return perm
 
 
+def weight_scores(A: TwoLayer, B: TwoLayer) -> np.ndarray:
+    """S[i, k] = <z^A_i, z^B_k>, shape (m_A, m_B), rounded for ties (one GEMM, rounded in place)."""
+    C = neuron_features(A) @ neuron_features(B).T
+    return _round_ties(C, out=C)
+
+
 def weight_matching(A: TwoLayer, B: TwoLayer) -> np.ndarray:
     """Permutation of B's neurons that best matches A's weights.
 
@@ -88,9 +94,9 @@ def weight_matching(A: TwoLayer, B: TwoLayer) -> np.ndarray:
     if A.W.shape != B.W.shape:
         raise ValueError(f"A and B must have the same shape to be matched; got {A.W.shape} and {B.W.shape}. "
                          "Pad the narrower one with zero neurons (TwoLayer.pad).")
-    C = neuron_features(A) @ neuron_features(B).T  # one GEMM
-    np.negative(C, out=C)  # minimise -C in place: the same LAP input as maximize=True, no copies
-    return solve_assignment(_round_ties(C, out=C), maximize=False)
+    C = weight_scores(A, B)
+    np.negative(C, out=C)  # minimise -C in place: the same LAP input as maximize=True, no copy
+    return solve_assignment(C, maximize=False)
 
 
 @dataclass(frozen=True)
@@ -134,4 +140,4 @@ def assignment_ties(S: np.ndarray, perm: np.ndarray, rtol: float = 1e-9) -> TieR
 
 def weight_matching_ties(A: TwoLayer, B: TwoLayer, perm: np.ndarray) -> TieReport:
     """:func:`assignment_ties` for the weight-matching score of A and B at ``perm``."""
-    return assignment_ties(_round_ties(neuron_features(A) @ neuron_features(B).T), perm)
+    return assignment_ties(weight_scores(A, B), perm)

@@ -20,6 +20,14 @@ def _figure(ncols: int):
     return fig, [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
 
 
+def _save(fig, path: Path, title: str) -> Path:
+    """Title (if any) and write the figure; returns the path."""
+    if title:
+        fig.suptitle(title)
+    fig.savefig(path, dpi=120)
+    return path
+
+
 def _groups(df: pd.DataFrame, by: list[str]):
     if not by:
         yield "", df
@@ -57,10 +65,7 @@ def barrier_figure(df: pd.DataFrame, x: str, methods, by: list[str], path: Path,
     _axis(ax_l, x, "test-loss barrier")
     _axis(ax_e, x, "test-error barrier")
     ax_l.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    return path
+    return _save(fig, path, title)
 
 
 def sparsity_figure(df: pd.DataFrame, x: str, methods, by: list[str], path: Path, title: str = "") -> Path:
@@ -79,10 +84,7 @@ def sparsity_figure(df: pd.DataFrame, x: str, methods, by: list[str], path: Path
     ax_b.set_ylabel("test-loss barrier")
     ax_b.grid(alpha=0.3)
     ax_b.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    return path
+    return _save(fig, path, title)
 
 
 def endpoints_figure(df: pd.DataFrame, x: str, by: list[str], path: Path, title: str = "") -> Path:
@@ -96,10 +98,7 @@ def endpoints_figure(df: pd.DataFrame, x: str, by: list[str], path: Path, title:
     _axis(ax_l, x, "test loss")
     _axis(ax_e, x, "test error")
     ax_l.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    return path
+    return _save(fig, path, title)
 
 
 def draw(df: pd.DataFrame, out: Path, plots, methods, swept: list[str], title: str = "") -> list[Path]:
