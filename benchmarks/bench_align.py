@@ -16,9 +16,9 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import tsim
-from tsim.align import activation_correlation, align
+from tsim.alignment import activation_correlation, align
 from tsim.match import neuron_features
-from tsim.multi import merge_many, merge_to_reference
+from tsim.alignment.multi import merge_many, merge_to_reference
 
 
 def _best(fn, reps=5):

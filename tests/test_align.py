@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tsim
-from tsim.align import (ActivationMoments, activation_correlation, align, functional_recovery, pad_pair,
+from tsim.alignment import (ActivationMoments, activation_correlation, align, functional_recovery, pad_pair,
                         planted_recovery, population_correlation, teacher_agreement, teacher_alignment)
 
 
@@ -72,30 +72,7 @@ def test_different_widths_are_padded_and_said_so(rng, teacher):
     assert not padded and A2.m == 4
 
 
-def test_torch_midpoint_loss_equals_the_numba_population_loss(rng):
-    torch = pytest.importorskip("torch")
-    from tsim.align import _torch_population_loss
-    from tsim.losses import input_scale, teacher_energy
-
-    T = tsim.Teacher.random(3, 5, seed=1)
-    W = rng.standard_normal((6, 5))
-    W[1] = 0.0          # zero neuron
-    W[2] = -2.0 * W[3]  # antiparallel rows
-    W[4] = 3.0 * W[5]   # parallel rows
-    for inputs, c in (("gaussian", 1.0), ("sphere", 0.3)):
-        S = tsim.TwoLayer(W, rng.standard_normal(6), c)
-        Wt = torch.tensor(S.W, requires_grad=True)
-        at = torch.tensor(S.a, requires_grad=True)
-        loss = _torch_population_loss(torch, Wt, at, c, torch.tensor(T.W), torch.tensor(T.a), teacher_energy(T),
-                                      input_scale(inputs, 5))
-        loss.backward()
-        L, gW, ga = tsim.population_loss_grad(S, T, inputs)
-        assert float(loss.detach()) == pytest.approx(L, rel=1e-12)
-        assert np.allclose(Wt.grad.numpy(), gW, atol=1e-12) and np.allclose(at.grad.numpy(), ga, atol=1e-12)
-
-
 def test_ste_recovers_a_planted_permutation_and_never_loses_to_wm_at_the_midpoint(rng):
-    pytest.importorskip("torch")
     T = tsim.Teacher.orthonormal(3, 5)
     A = _net(rng, 5, 5)
     p = rng.permutation(5)
@@ -112,7 +89,6 @@ def test_ste_recovers_a_planted_permutation_and_never_loses_to_wm_at_the_midpoin
 
 
 def test_brute_force_never_loses_to_weight_matching_on_the_barrier(rng):
-    pytest.importorskip("tsim.brute", reason="tsim.brute (barrier_optimal_perm) is not there yet")
     T = tsim.Teacher.orthonormal(2, 4)
     for _ in range(3):
         A, B = _net(rng, 4, 4), _net(rng, 4, 4)

@@ -80,12 +80,11 @@ def test_default_and_every_experiment_validates():
     C.from_dict(tomllib.loads(default_config_text()), quick=True)
     from tsim.cli import read_raw
 
-    for path in sorted((REPO / "experiments").glob("*.toml")):
+    paths = sorted((REPO / "experiments").glob("*.toml"))
+    assert len(paths) >= 10
+    for path in paths:
         raw = read_raw(str(path))
-        if raw.get("study") == "deep":
-            from tsim.deep.config import from_dict as deep_from_dict  # validated by the deep path
-
-            deep_from_dict(raw) if callable(deep_from_dict) else None
-            continue
-        C.from_dict(raw)
-        C.from_dict(raw, quick=True)
+        for quick in (False, True):
+            cfg = C.from_dict(raw, quick=quick)  # one loader for every study, deep included
+            assert cfg.study == raw.get("study", "lmc"), path.name
+            assert isinstance(cfg, C.DeepConfig) == (cfg.study == "deep"), path.name

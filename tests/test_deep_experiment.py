@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tsim.config import ConfigError
-from tsim.deep.config import SECTIONS, from_dict
+from tsim.cli import run as cli_run
+from tsim.config import ConfigError, from_dict
+from tsim.config.deep import SECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p for p in (ROOT / "experiments").glob("*.toml")
@@ -29,8 +30,14 @@ TINY = {
 }
 
 
+def run(raw, out, quick=False, device=None, progress=False):
+    """A deep config through the one pipeline every study uses (tsim run)."""
+    return cli_run(raw, str(out), quick=quick, device=device, progress=progress)
+
+
 def test_import_tsim_does_not_import_torch():
-    code = "import sys, tsim, tsim.deep, tsim.deep.config, tsim.deep.mnist; print('torch' in sys.modules)"
+    code = ("import sys, tsim, tsim.deep, tsim.config, tsim.cli, tsim.studies, tsim.results, tsim.deep.mnist; "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
 
@@ -39,46 +46,47 @@ def test_tiny_run_writes_outputs_and_is_deterministic(tmp_path):
     pytest.importorskip("torch")
     import pandas as pd
 
-    from tsim.deep.experiment import run
-
     s1 = run(TINY, tmp_path / "a", quick=False, device=None, progress=False)
     s2 = run(TINY, tmp_path / "b", quick=False, device="cpu", progress=False)
     df = pd.read_csv(tmp_path / "a" / "results.csv")
     assert len(df) == 2 and set(df["width"]) == {1.0, 2.0}
-    for m in ("naive", "wm", "am"):
+    for m in ("naive", "weight", "activation"):
         assert df[f"barrier_loss_{m}"].notna().all() and df[f"barrier_error_{m}"].notna().all()
     assert {"seed_a", "seed_b", "sparse_a", "test_error_a", "test_loss_b"} <= set(df.columns)
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
-    assert summary["device"] == "cpu" and summary["rows"] == 2 and summary["seeds"]["pairs"] == [[0, 1]]
-    assert summary["measured"][0]["pairs"] == 1 and "torch" in summary["versions"]
+    assert summary["device"] == "cpu" and summary["rows"] == 2 and summary["seeds"]["pairs"] == 1
+    assert summary["study"] == "deep" and summary["config"]["run"]["device"] == "cpu"
+    assert summary["measured"]["cells"][0]["pairs"] == 1 and "torch" in summary["versions"]
+    assert set(summary) >= {"config", "config_file", "quick", "versions", "seeds", "wall_time_s", "measured",
+                            "figures"}  # the summary schema of every study
     for name in ("barrier.png", "sparsity.png", "endpoints.png"):
         assert (tmp_path / "a" / name).stat().st_size > 1000
     df2 = pd.read_csv(tmp_path / "b" / "results.csv")
     cols = [c for c in df.columns if c.startswith(("barrier_", "test_", "train_loss"))]
     pd.testing.assert_frame_equal(df[cols], df2[cols])
-    assert s1["measured"] == s2["measured"] or s1["measured"][0]["barrier_loss_wm_mean"] == \
-        s2["measured"][0]["barrier_loss_wm_mean"]
+    assert s1["measured"]["cells"][0]["barrier_loss_weight_mean"] == \
+        s2["measured"]["cells"][0]["barrier_loss_weight_mean"]
 
 
 def test_rerun_resumes_from_the_store_and_recomputes_nothing(tmp_path):
     pytest.importorskip("torch")
     import pandas as pd
 
-    from tsim.deep import experiment
+    from tsim.deep import study
     from tsim.sweep.store import Store
 
     out = tmp_path / "r"
-    experiment.run(TINY, out, progress=False)
+    run(TINY, out)
     first = pd.read_csv(out / "results.csv")
     with Store(out, readonly=True) as st:
         assert set(st.statuses().values()) == {"done"} and len(st.statuses()) == 2
     calls = []
-    orig = experiment.run_pair
-    experiment.run_pair = lambda *a, **k: calls.append(a) or orig(*a, **k)
+    orig = study.run_pair
+    study.run_pair = lambda *a, **k: calls.append(a) or orig(*a, **k)
     try:
-        experiment.run(TINY, out, progress=False)
+        run(TINY, out)
     finally:
-        experiment.run_pair = orig
+        study.run_pair = orig
     assert calls == []  # every cell was already stored
     again = pd.read_csv(out / "results.csv")
     cols = [c for c in first.columns if c.startswith(("barrier_", "test_"))]
@@ -89,20 +97,18 @@ def test_rerun_resumes_from_the_store_and_recomputes_nothing(tmp_path):
 def test_quick_config_end_to_end_on_mnist(tmp_path):
     """experiments/mnist_width.toml under --quick, shrunk further through its own [quick] table."""
     pytest.importorskip("torch")
-    from tsim.deep.experiment import run
-
     raw = tomllib.loads((ROOT / "experiments" / "mnist_width.toml").read_text())
     raw["data"]["root"] = str(MNIST_ROOT)
     raw["quick"].update(data={"n_train": 1000, "n_test": 300}, model={"width": [1]},
                         train={"epochs": 3}, match={"grid": 3, "am_examples": 200}, sweep={"pairs": 1},
                         run={"threads": 1})
     summary = run(raw, tmp_path, quick=True, device="cpu", progress=False)
-    assert summary["n_train"] == 1000 and summary["quick"] is True
+    assert summary["config"]["data"]["n_train"] == 1000 and summary["quick"] is True
     assert (tmp_path / "results.csv").is_file() and (tmp_path / "summary.json").is_file()
     assert list(tmp_path.glob("*.png"))
-    m = summary["measured"][0]
+    m = summary["measured"]["cells"][0]
     assert m["test_error_a_mean"] < 0.5  # it learned something
-    assert m["barrier_loss_wm_mean"] < m["barrier_loss_naive_mean"]
+    assert m["barrier_loss_weight_mean"] < m["barrier_loss_naive_mean"]
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
@@ -148,15 +154,15 @@ def test_cross_field_rules_and_sweep_rules():
                    "model": {"arch": "resnet"}})
     with pytest.raises(ConfigError, match="cannot be swept"):
         from_dict({"study": "deep", "sweep": {"pairs": [1, 2]}})
-    with pytest.raises(ConfigError, match="study must be one of 'deep'"):
-        from_dict({"study": "lmc"})
+    with pytest.raises(ConfigError, match=r"unknown section \[model\]"):
+        from_dict({"study": "lmc", "model": {"arch": "mlp"}})  # the sections follow the study
     cfg = from_dict({"study": "deep", "train": {"lr": {"geomspace": [0.01, 1.0, 3]}}})
     assert cfg.axes[0][0] == "train.lr" and len(cfg.axes[0][1]) == 3
 
 
 def test_bad_device_is_config_error(tmp_path):
     torch = pytest.importorskip("torch")
-    from tsim.deep.experiment import resolve_device
+    from tsim.deep.study import resolve_device
 
     with pytest.raises(ConfigError, match="run.device"):
         resolve_device("tpu")

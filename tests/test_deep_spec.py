@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # tiny models: threads only add overhead on a shared 2-core machine
 
 from tsim.deep import models, spec  # noqa: E402
-from tsim.deep.match import apply_perm  # noqa: E402
+from tsim.deep.spec import apply_perm  # noqa: E402
 
 CASES = [
     ("mlp", (1, 28, 28), "none"), ("mlp", (20,), "batch"), ("mlp", (1, 6, 6), "layer"),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tsim
-from tsim.multi import (average, average_barrier, merge_many, merge_to_reference, simplex_barrier, simplex_grid,
+from tsim.alignment.multi import (average, average_barrier, merge_many, merge_to_reference, simplex_barrier, simplex_grid,
                         strong_connectivity)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from tsim import cli
-from tsim.report import CLAIMS, render
+from tsim.results.report import CLAIMS, render
 
 
 def _fake_width_run(path, peak_m=3, min_m=4, alpha=0.3):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tsim
-from tsim.sequences import masked_gd, prune_sequence, sequence_barriers, trajectory_barriers
+from tsim.alignment.sequences import masked_gd, prune_sequence, sequence_barriers, trajectory_barriers
 
 
 def test_one_permutation_connects_a_trajectory_and_its_permuted_copy(teacher, rng):

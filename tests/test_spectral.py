@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tsim
-from tsim.spectral import l2_distance, spectral_report, svd_alignment
+from tsim.alignment.spectral import l2_distance, spectral_report, svd_alignment
 
 
 def test_distance_vanishes_after_matching_a_permuted_copy(rng):

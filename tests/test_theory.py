@@ -9,7 +9,7 @@ from theory.critical import (balanced_counts, critical_lr, gauss_newton_blocks, 
 from theory.kernel import arccos_kernel, loss_and_grad
 from theory.matching import matching_gap, sampled_gaps
 from theory.minima import minima_barriers, predicted_curve, predicted_exponent, sample_minimum, sample_types
-from tsim.brute import all_perms, barrier_optimal_perm, perm_path_losses
+from tsim.alignment.exhaustive import all_perms, barrier_optimal_perm, perm_path_losses
 
 
 # ---------------------------------------------------------------- kernel form of the loss

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 import tsim
-from tsim.brute import barrier_optimal_perm
+from tsim.alignment.exhaustive import barrier_optimal_perm
 
 ALIGNS = ("naive", "weight", "optimal")
 

@@ -12,9 +12,11 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from .config import ConfigError, from_dict
-
-DEEP_STUDY = "deep"
+from .config import from_dict
+from .errors import ConfigError
+from .results import draw, write_summary
+from .studies import get as get_study
+from .sweep.run import run_sweep
 
 
 def default_config_text() -> str:
@@ -22,8 +24,11 @@ def default_config_text() -> str:
     return resources.files("tsim").joinpath("configs/default.toml").read_text()
 
 
-def read_raw(path: str | None) -> dict:
-    """The raw TOML dict of a config file, or of the embedded default when path is None."""
+def read_raw(path) -> dict:
+    """The raw TOML dict of a config file, of the embedded default when path is None, or ``path``
+    itself when it is already a dict (a config built in Python)."""
+    if isinstance(path, dict):
+        return path
     if path is None:
         return tomllib.loads(default_config_text())
     p = Path(path)
@@ -36,45 +41,34 @@ def read_raw(path: str | None) -> dict:
         raise ConfigError("config", f"{path} is not valid TOML ({exc}). Fix the syntax.") from None
 
 
-def run(config: str | None = None, out: str | None = None, quick: bool = False, device: str | None = None,
+def run(config: str | dict | None = None, out: str | None = None, quick: bool = False, device: str | None = None,
         progress: bool = True, workers: int | None = None, scheduler: str | None = None) -> dict:
     """Run a config (or the default) and write results, summary.json and figures; return the summary.
 
-    ``workers`` overrides sweep.workers (local process pool); ``scheduler`` is "local" for a Dask
-    LocalCluster or the address of a Dask scheduler ("tcp://HOST:PORT").
+    Every study, two-layer or deep, takes the same path: validate the config, let its study prepare it
+    (deep: resolve ``device`` into ``run.device``), run the cells the store lacks, then write the
+    summary and figures. ``workers`` overrides sweep.workers (local process pool); ``scheduler`` is
+    "local" for a Dask LocalCluster or the address of a Dask scheduler ("tcp://HOST:PORT").
     """
-    raw = read_raw(config)
-    if raw.get("study") == DEEP_STUDY:
-        from .deep.experiment import run as run_deep
-
-        return run_deep(raw, Path(out or raw.get("output", {}).get("dir", "results/deep")), quick, device,
-                        progress)
-    if device not in (None, "cpu", "auto"):
-        raise ConfigError("--device", f"--device {device} applies to study = \"deep\" configs only; "
-                          "two-layer studies run on the CPU with Numba. Drop --device.")
-    cfg = from_dict(raw, quick=quick)
-    from .analysis import summarize, versions
-    from .plot import draw
-    from .sweep.run import run_sweep
-
+    cfg = from_dict(read_raw(config), quick=quick)
+    cfg = get_study(cfg.study).prepare(cfg, device)
     out_dir = Path(out or cfg.output.dir)
     t0 = time.perf_counter()
     df = run_sweep(cfg, out_dir, progress=progress, workers=workers or cfg.sweep.workers, scheduler=scheduler)
     if df.empty:
         raise ValueError(f"no cell of the sweep finished; `tsim status {out_dir}` lists the reasons. Fix them "
                          "and run the same command again.")
-    summary = {"config": cfg.to_dict(), "config_file": config or "<embedded default>", "quick": quick,
-               "versions": versions(), "seeds": {"sweep.seed": cfg.sweep.seed, "pairs": cfg.sweep.pairs,
-                                                 "teacher.seed": cfg.teacher.seed},
-               "wall_time_s": round(time.perf_counter() - t0, 3), "measured": summarize(df, cfg)}
-    figures = draw(df, cfg.output.plots, out_dir, cfg)
-    summary["figures"] = [f.name for f in figures]
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    return summary
+    wall = time.perf_counter() - t0
+    return write_summary(out_dir, cfg, df, config_file=config if isinstance(config, str) else
+                         ("<dict>" if config is not None else "<embedded default>"), quick=quick,
+                         wall_time_s=wall, figure_paths=draw(df, cfg, out_dir))
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="tsim", description="Teacher-student LMC simulator.")
+    p.add_argument("--version", action="version", version=f"tsim {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run a config (default: the embedded width sweep)")
     r.add_argument("config", nargs="?", help="TOML config; omit for the embedded default")
@@ -117,7 +111,7 @@ def main(argv=None) -> int:
 
             print(collect(Path(args.dir), Path(args.to) if args.to else None))
         elif args.cmd == "report":
-            from .report import render
+            from .results.report import render
 
             print(render([Path(d) for d in args.dirs], Path(args.out) if args.out else None))
     except (ConfigError, ValueError, OSError) as exc:

@@ -23,7 +23,7 @@ def neuron_features(S: TwoLayer) -> np.ndarray:
     return np.hstack([S.W, (S.c * S.a)[:, None]])
 
 
-def _round_ties(C: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def round_ties(C: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Round C to 12 significant digits of its scale so float noise cannot split an exact tie.
 
     ``out`` (may be C itself) receives the result without a temporary; round(-C) = -round(C).
@@ -75,7 +75,7 @@ def solve_assignment(C: np.ndarray, maximize: bool = False) -> np.ndarray:
 def weight_scores(A: TwoLayer, B: TwoLayer) -> np.ndarray:
     """S[i, k] = <z^A_i, z^B_k>, shape (m_A, m_B), rounded for ties (one GEMM, rounded in place)."""
     C = neuron_features(A) @ neuron_features(B).T
-    return _round_ties(C, out=C)
+    return round_ties(C, out=C)
 
 
 def weight_matching(A: TwoLayer, B: TwoLayer) -> np.ndarray:

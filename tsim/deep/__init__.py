@@ -1,32 +1,25 @@
 """Deep nets in torch: MNIST / teacher data, MLP, VGG and ResNet, permutation specs, matching, barriers.
 
 torch is imported lazily: importing this package (or ``tsim``) does not import torch. Import the
-submodules directly, e.g. ``from tsim.deep import models, spec, match, barrier``.
+submodules directly, e.g. ``from tsim.deep import models, spec, match, barrier``. Deep configs
+(``study = "deep"``) are ordinary studies: ``tsim run`` runs them through the shared sweep runner
+(:mod:`tsim.studies.deep` registers :func:`tsim.deep.study.run_pairs`).
 
 Modules
 -------
-config      frozen dataclasses for a ``study = "deep"`` TOML file -> DeepConfig
-mnist       IDX reader (no download, no pickle), MNIST loader, deep ReLU teacher dataset
+mnist       IDX reader (no download, no pickle), MNIST loader, deep ReLU teacher dataset (numpy only)
 models      MLP, VGG, ResNet (width multiplier, norm = none | batch | layer)
-spec        PermutationSpec (data), spec_for(model), check_spec, random_perms, invariance_error
-match       apply_perm, weight_matching (coordinate descent + LAP), activation_matching
-barrier     interpolate_state, reset_bn, evaluate, barrier -> BarrierResult
-train       train(model, data, cfg, seed, device) -> TrainStats
-plot        figures drawn from the result table
-experiment  run(raw, out, quick, device, progress) -> summary dict (the CLI entry point)
+spec        PermutationSpec (data), spec_for(model), check_spec, apply_perm, random_perms, invariance_error
+match       weight_matching (coordinate descent + exact LAP), activation_matching, sparsity
+barrier     interpolate_state, reset_bn, evaluate, barrier -> PathBarriers (two tsim.BarrierResult)
+train       train(model, X, y, ...) -> TrainStats
+study       one grid cell of the ``deep`` study: train pairs, align, measure
 """
 from __future__ import annotations
 
 import importlib
 
-__all__ = ["config", "mnist", "models", "spec", "match", "barrier", "train", "plot", "experiment", "run"]
-
-
-def run(raw: dict, out, quick: bool = False, device: str | None = None, progress: bool = True) -> dict:
-    """Run a deep study; see :func:`tsim.deep.experiment.run`."""
-    from tsim.deep.experiment import run as _run
-
-    return _run(raw, out, quick=quick, device=device, progress=progress)
+__all__ = ["mnist", "models", "spec", "match", "barrier", "train", "study"]
 
 
 def __getattr__(name: str):

@@ -20,24 +20,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tsim.barriers import BarrierResult, barrier_from_losses
+
 
 @dataclass(frozen=True)
-class BarrierResult:
-    """Barrier on test loss and error, and the curves it is read from.
+class PathBarriers:
+    """Barriers on test loss and test error along one path, each a :class:`tsim.barriers.BarrierResult`
+    (the core convention: ``value`` the barrier, ``t`` its argmax, ``ts`` the grid, ``losses`` the
+    measured curve, ``curve`` the excess over the chord)."""
 
-    Attributes
-    ----------
-    loss : float, max_t [L(t) - ((1-t) L(0) + t L(1))]
-    error : float, the same for the error rate
-    t : ndarray, shape (grid,)
-    loss_curve, error_curve : ndarray, shape (grid,)
-    """
-
-    loss: float
-    error: float
-    t: np.ndarray
-    loss_curve: np.ndarray
-    error_curve: np.ndarray
+    loss: BarrierResult
+    error: BarrierResult
 
 
 def interpolate_state(sd_a: dict, sd_b: dict, t: float) -> dict:
@@ -82,12 +75,15 @@ def autocast(device: torch.device | str, amp: bool):
     return contextlib.nullcontext()
 
 
-def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch: int = 1000,
-             amp: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy and error rate of ``model`` (eval mode) on X, shape (n, ...), y, shape (n,)."""
+def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and error rate of ``model`` (eval mode) on X, shape (n, ...), y, shape (n,).
+
+    Always in the model's own precision: autocast (``train.amp``) applies to training only, so a
+    barrier means the same number with amp on or off.
+    """
     model.eval()
     loss, wrong = 0.0, 0
-    with torch.no_grad(), autocast(X.device, amp):
+    with torch.no_grad():
         for i in range(0, len(X), batch):
             out = model(X[i:i + batch]).float()
             yb = y[i:i + batch]
@@ -96,15 +92,9 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch: int = 10
     return loss / len(X), wrong / len(X)
 
 
-def barrier_from_curve(t: np.ndarray, curve: np.ndarray) -> float:
-    """max_t [curve(t) - ((1 - t) curve[0] + t curve[-1])] for t in [0, 1] with t[0] = 0, t[-1] = 1."""
-    t, curve = np.asarray(t, dtype=np.float64), np.asarray(curve, dtype=np.float64)
-    return float(np.max(curve - ((1.0 - t) * curve[0] + t * curve[-1])))
-
-
 def barrier(model: nn.Module, sd_a: dict, sd_b: dict, X_test: torch.Tensor, y_test: torch.Tensor,
             grid: int = 11, X_reset: torch.Tensor | None = None, bn_batches: int = 20,
-            batch: int = 128, amp: bool = False) -> BarrierResult:
+            batch: int = 128) -> PathBarriers:
     """Loss and error barrier between state_dicts A and B (already aligned if wanted).
 
     Parameters
@@ -125,5 +115,5 @@ def barrier(model: nn.Module, sd_a: dict, sd_b: dict, X_test: torch.Tensor, y_te
         work.load_state_dict(interpolate_state(sd_a, sd_b, float(ti)))
         if bn:
             reset_bn(work, X_reset, bn_batches, batch)
-        losses[i], errors[i] = evaluate(work, X_test, y_test, amp=amp)
-    return BarrierResult(barrier_from_curve(t, losses), barrier_from_curve(t, errors), t, losses, errors)
+        losses[i], errors[i] = evaluate(work, X_test, y_test)
+    return PathBarriers(barrier_from_losses(t, losses), barrier_from_losses(t, errors))

@@ -1,4 +1,4 @@
-"""Align two deep nets modulo permutation: apply_perm, weight_matching, activation_matching, sparsity.
+"""Align two deep nets modulo permutation: weight_matching, activation_matching, sparsity.
 
 Convention (stated once, tested): a result ``perms`` maps each permutation name to a LongTensor
 perm such that ``apply_perm(spec, perms, sd_b)`` aligns B with A; on every permuted axis,
@@ -9,7 +9,8 @@ Weight matching (Ainsworth et al. 2022, arXiv:2209.04836, Alg. 1): maximise
 sum_k <W_k^A, pi(W_k^B)> by coordinate descent over the permutations; for permutation P with
 all others fixed the objective is linear in P: sum_{(k, a) in P} <W_A^{(a)}, P W_B^{(a)}> where
 W^{(a)} is the tensor with axis a moved first and the rest flattened, a linear assignment
-problem (LAP) solved exactly (lap.lapjvs; scipy as fallback). Permutations are visited in a
+problem (LAP) solved exactly by :func:`tsim.match.solve_assignment` on the cost rounded for ties
+(:func:`tsim.match.round_ties`), the same solver and tie rule as two-layer weight matching. Permutations are visited in a
 random order drawn from a seeded ``torch.Generator``; sweeps stop when none improves. A
 permutation whose neighbours (permutations sharing a tensor with it) are unchanged since its
 last solve is skipped: its LAP input, hence its answer, is the same.
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tsim.deep.spec import PermutationSpec, check_spec
+from tsim.deep.spec import PermutationSpec, check_spec, permute_tensor
+from tsim.match import round_ties, solve_assignment
 
 
 @dataclass(frozen=True)
@@ -48,32 +50,9 @@ class MatchResult:
 
 
 def lap_max(C: np.ndarray) -> np.ndarray:
-    """perm maximising sum_i C[i, perm[i]] for a square C, shape (n, n)."""
-    C = np.ascontiguousarray(C, dtype=np.float64)
-    try:
-        import lap
-
-        rows, cols = lap.lapjvs(-C, prefer_float32=False, return_cost=False)
-        perm = np.empty(len(C), dtype=np.int64)
-        perm[np.asarray(rows)] = np.asarray(cols)
-        return perm
-    except ImportError:  # pragma: no cover - lapx is a dependency
-        from scipy.optimize import linear_sum_assignment
-
-        return linear_sum_assignment(C, maximize=True)[1].astype(np.int64)
-
-
-def permute_tensor(w: torch.Tensor, axes: tuple, perms: dict, skip: str | None = None) -> torch.Tensor:
-    """w with ``perms[p]`` applied on every axis named p (``index_select``), except permutation ``skip``."""
-    for a, p in enumerate(axes):
-        if p is not None and p != skip:
-            w = w.index_select(a, perms[p].to(w.device))
-    return w
-
-
-def apply_perm(spec: PermutationSpec, perms: dict, state_dict: dict) -> dict:
-    """A new state_dict with every spec axis permuted: new unit i is old unit perm[i]."""
-    return {k: permute_tensor(v, spec.axes[k], perms) for k, v in state_dict.items()}
+    """perm maximising sum_i C[i, perm[i]] for a square C (n, n): the core exact solver, ties rounded."""
+    C = np.array(C, dtype=np.float64)
+    return solve_assignment(round_ties(C, out=C), maximize=True)
 
 
 def identity_perms(sizes: dict) -> dict:

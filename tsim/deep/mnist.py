@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsim.config import ConfigError
+from tsim.errors import ConfigError
 
 IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -101,6 +101,17 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
     else:
         path.write_bytes(data)
     return path
+
+
+MNIST_SHAPE = (1, 28, 28)
+TEACHER_SHAPE = (1, 8, 8)
+
+
+def input_shape(dataset: str, shape=()) -> tuple[int, ...]:
+    """Shape of one input example: (1, 28, 28) for MNIST, ``shape`` (default (1, 8, 8)) for the teacher."""
+    if dataset == "mnist":
+        return MNIST_SHAPE
+    return tuple(shape) if shape else TEACHER_SHAPE
 
 
 def data_root(root: str | Path | None = None) -> Path:

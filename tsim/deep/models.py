@@ -24,6 +24,14 @@ ARCHS = ("mlp", "vgg", "resnet")
 NORMS = ("none", "batch", "layer")
 
 
+BASE_DEFAULT = {"mlp": 128, "vgg": 16, "resnet": 16}
+
+
+def base_width(arch: str, base: int = 0) -> int:
+    """``base``, or the architecture's default (MLP 128 units, VGG/ResNet 16 channels) when 0."""
+    return int(base) or BASE_DEFAULT[arch]
+
+
 def scaled(base: int, width: float) -> int:
     """Hidden width max(1, round(base * width))."""
     return max(1, int(round(base * width)))

@@ -10,7 +10,7 @@ and the projection shortcut of the stage all carry ``S<stage>``), because the id
 adds them channel by channel. ``act_points`` names, for each permutation, the ReLU modules whose
 output channels (axis 1) it permutes; activation matching and sparsity read them.
 
-Convention (``tsim.deep.match.apply_perm``): permuting axis ``a`` of a tensor w by ``perm``
+Convention (:func:`apply_perm`): permuting axis ``a`` of a tensor w by ``perm``
 gives ``w.index_select(a, perm)``, i.e. new unit i is old unit ``perm[i]``.
 
 Reference: Ainsworth, Hayase, Srinivasa 2022, arXiv:2209.04836 (``PermutationSpec``).
@@ -185,8 +185,6 @@ def invariance_error(model, spec: PermutationSpec, x, generator) -> float:
 
     import torch
 
-    from tsim.deep.match import apply_perm
-
     sizes = check_spec(spec, model.state_dict())
     perms = random_perms(sizes, generator)
     other = copy.deepcopy(model)
@@ -195,3 +193,16 @@ def invariance_error(model, spec: PermutationSpec, x, generator) -> float:
     other.eval()
     with torch.no_grad():
         return float((model(x) - other(x)).abs().max())
+
+
+def permute_tensor(w, axes: tuple, perms: dict, skip: str | None = None):
+    """w with ``perms[p]`` applied on every axis named p (``index_select``), except permutation ``skip``."""
+    for a, p in enumerate(axes):
+        if p is not None and p != skip:
+            w = w.index_select(a, perms[p].to(w.device))
+    return w
+
+
+def apply_perm(spec: PermutationSpec, perms: dict, state_dict: dict) -> dict:
+    """A new state_dict with every spec axis permuted: new unit i is old unit perm[i]."""
+    return {k: permute_tensor(v, spec.axes[k], perms) for k, v in state_dict.items()}

@@ -1,11 +1,11 @@
-"""From a config to grid cells, each with a content key."""
+"""From a config to grid cells, each with a content key. Works for any sectioned config (two-layer or
+deep): a frozen dataclass whose sections are fields, with its sweep axes in ``axes``."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from dataclasses import dataclass
-
-from ..config import Config, grid, resolve
+from dataclasses import dataclass, replace
 
 # fields that do not change a cell's numbers and so stay out of its key
 _NOT_KEYED = {("sweep", "workers")}
@@ -18,10 +18,25 @@ class Cell:
 
     key: str
     point: dict
-    config: Config
+    config: object
 
 
-def cell_key(cfg: Config) -> str:
+def grid(cfg) -> list[dict]:
+    """All grid points: a list of {dotted name: value}, the product of ``cfg.axes`` in file order."""
+    names = [k for k, _ in cfg.axes]
+    return [dict(zip(names, combo)) for combo in itertools.product(*(v for _, v in cfg.axes))]
+
+
+def resolve(cfg, point: dict):
+    """The scalar config of one grid point (axes removed)."""
+    sections: dict = {}
+    for key, value in point.items():
+        sec, fld = key.split(".")
+        sections[sec] = replace(sections.get(sec, getattr(cfg, sec)), **{fld: value})
+    return replace(cfg, axes=(), **sections)
+
+
+def cell_key(cfg) -> str:
     """sha256 (first 16 hex digits) of the canonical JSON of the resolved config's numeric fields."""
     d = cfg.to_dict()
     for sec in _NOT_KEYED_SECTIONS:
@@ -32,7 +47,7 @@ def cell_key(cfg: Config) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def cells(cfg: Config) -> list[Cell]:
+def cells(cfg) -> list[Cell]:
     """All cells of the config's grid (a config without axes is one cell)."""
     out = []
     for point in grid(cfg):

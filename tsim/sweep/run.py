@@ -22,8 +22,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..config import Config
-from ..studies import STUDY_ROUTINES
+from ..studies import get as get_study
 from .grid import Cell, cells
 from .store import Store, SweepLock, code_version, export_csv
 
@@ -31,7 +30,7 @@ from .store import Store, SweepLock, code_version, export_csv
 def run_cell(cell: Cell) -> list[dict]:
     """The rows of one cell: its study routine over all its pairs, tagged with key and point."""
     cfg = cell.config
-    rows = STUDY_ROUTINES[cfg.study](cfg, range(cfg.sweep.pairs))
+    rows = get_study(cfg.study).run(cfg, range(cfg.sweep.pairs))
     for r in rows:
         for name, value in cell.point.items():
             col = name.split(".")[1]
@@ -174,13 +173,13 @@ def _executor(todo: list[Cell], workers: int, scheduler: str | None):
 
 
 # ---------------------------------------------------------------------- the sweep
-def run_sweep(cfg: Config, out: Path, progress: bool = True, workers: int | None = 1,
+def run_sweep(cfg, out: Path, progress: bool = True, workers: int | None = 1,
               scheduler: str | None = None) -> pd.DataFrame:
     """Compute every cell of ``cfg``'s grid that ``out/sweep.sqlite`` lacks; return all finished rows.
 
     Parameters
     ----------
-    cfg : Config
+    cfg : Config or DeepConfig
         The sweep (its axes make the grid).
     out : Path
         Output folder; holds the store, its lock and, at the end, ``results.csv``.

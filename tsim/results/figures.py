@@ -1,4 +1,6 @@
-"""Matplotlib figures drawn from result tables only (Agg backend, PNG files)."""
+"""Matplotlib figures of two-layer studies, drawn from result tables only (Agg backend, PNG files).
+
+:func:`pyplot` is the one way every results module gets matplotlib."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .summary import groups, with_derived
 
-def _plt():
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -54,7 +59,7 @@ def curves(df: pd.DataFrame, x: str, ys: dict, path: Path, xlabel: str, ylabel: 
     On a log y-axis values below ``floor`` are drawn at ``floor`` (barriers can be 0 or slightly
     negative from rounding).
     """
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for col, label in ys.items():
         if col not in df:
@@ -83,8 +88,6 @@ def curves(df: pd.DataFrame, x: str, ys: dict, path: Path, xlabel: str, ylabel: 
 
 
 def _sparsity(df: pd.DataFrame) -> pd.DataFrame:
-    from .analysis import with_derived
-
     return with_derived(df) if "status_a" in df else df.assign(sparsity=df[["sparse_a", "sparse_b"]].mean(axis=1))
 
 
@@ -106,13 +109,11 @@ def grouped(df: pd.DataFrame, x: str, ys: dict, path: Path, xlabel: str, ylabel:
     ``fits`` maps a group label to (m, fitted values, legend text) drawn as a dashed line on the
     panel of the first column (used for power-law fits).
     """
-    from .analysis import _groups
-
-    plt = _plt()
+    plt = pyplot()
     cols = [c for c in ys if c in df]
     fig, axes = plt.subplots(1, max(len(cols), 1), figsize=(5.2 * max(len(cols), 1), 4), squeeze=False)
     for ax, col in zip(axes[0], cols):
-        for key, g in _groups(df, by):
+        for key, g in groups(df, by):
             s = group_stats(g, x, col)
             if s.empty:
                 continue
@@ -149,13 +150,13 @@ def barrier_vs_width(df, p, analysis=None):
 
 def rate_fit(df, p, analysis=None):
     """Large-width tail with the fitted power law per group (dashed)."""
-    from .analysis import _groups, rate_fit as fit
+    from .summary import rate_fit as fit
 
     y = analysis.y if analysis is not None else "barrier_wm"
     min_m = analysis.fit_min_m if analysis is not None else 16
     n_boot = min(analysis.n_boot, 200) if analysis is not None else 200
     fits = {}
-    for key, g in _groups(df, _by(analysis)):
+    for key, g in groups(df, _by(analysis)):
         f = fit(g, y, min_m, n_boot)
         if "alpha" in f:
             m = np.array(f["m"])
@@ -202,7 +203,7 @@ GROUPED = {"barrier_vs_width", "barrier_vs_lr", "sparsity_vs_lr", "barrier_vs_sp
            "diverged_vs_lr"}  # these take the [analysis] section (group_by, fit settings)
 
 
-# alignment studies (tsim.studies_align); columns absent from a table are skipped by curves()
+# alignment studies (tsim.studies); columns absent from a table are skipped by curves()
 _METHOD_NAMES = {"weight": "WM", "activation": "AM", "ste": "STE", "optimal": "optimal"}
 _SEQ = {"barrier_single": "one permutation", "barrier_per_step": "per-step matching", "barrier_naive": "naive"}
 PLOTS.update({
@@ -233,11 +234,9 @@ PLOTS.update({
 
 def scatter(df: pd.DataFrame, x: str, y: str, path: Path, hue=(), logy: bool = False) -> Path:
     """Scatter of y against x, one point per row, coloured by the groups of ``hue`` columns."""
-    from .analysis import _groups
-
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for key, g in _groups(df, hue):
+    for key, g in groups(df, hue):
         d = g[[x, y]].dropna()
         if logy:
             d = d[d[y] > 0]

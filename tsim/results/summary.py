@@ -8,29 +8,30 @@ transition (and of divergence) along a swept learning rate. Each is computed per
 from __future__ import annotations
 
 import platform
+from importlib.metadata import version as _version
 
 import numpy as np
 import pandas as pd
 
-from .fit import fit_power_law
+from ..fit import fit_power_law
 
 
-def versions() -> dict:
-    """Versions of tsim and the libraries that produced the numbers."""
+def versions(study: str = "lmc") -> dict:
+    """Versions of tsim and the libraries that produced the numbers (deep: torch, CUDA, cuDNN, GPU too)."""
     import scipy
 
     import tsim
 
-    from ._kernels import numba_version
-
     out = {"tsim": tsim.__version__, "python": platform.python_version(), "numpy": np.__version__,
-           "scipy": scipy.__version__, "numba": numba_version(), "pandas": pd.__version__}
+           "scipy": scipy.__version__, "numba": _version("numba"), "pandas": pd.__version__}
     try:
-        from importlib.metadata import version
-
-        out["lapx"] = version("lapx")
+        out["lapx"] = _version("lapx")
     except Exception:  # pragma: no cover - lapx missing means scipy is used
         out["lapx"] = None
+    if study == "deep":
+        from ..deep.study import torch_versions
+
+        out.update(torch_versions())
     return out
 
 
@@ -116,7 +117,8 @@ def transition(df: pd.DataFrame, x: str = "lr", y: str = "sparsity", level: floa
             "curve": {str(k): float(v) for k, v in mean.items()}}
 
 
-def _groups(df: pd.DataFrame, by) -> list:
+def groups(df: pd.DataFrame, by) -> list:
+    """[(group key as {column: value}, rows), ...] over the columns ``by`` present in df (one group if none)."""
     by = [c for c in by if c in df.columns]
     if not by:
         return [({}, df)]
@@ -133,6 +135,26 @@ def outcome_counts(df: pd.DataFrame) -> dict:
     return {k: int(v) for k, v in st.value_counts().items()}
 
 
+def cell_means(df: pd.DataFrame, by: list[str]) -> list[dict]:
+    """Per value of the ``by`` columns: means of the barrier, test, sparsity and timing columns over
+    seed pairs, and the standard deviation of each barrier (deep studies)."""
+    cols = [c for c in df.columns if c.startswith(("barrier_", "test_error_", "test_loss_", "sparse_", "dead_"))]
+    cols += [c for c in ("weight_seconds", "activation_seconds", "train_seconds") if c in df.columns]
+    out = []
+    for key, sub in groups(df, by):
+        rec = {k: _plain(v) for k, v in key.items()}
+        rec.update({f"{c}_mean": float(sub[c].mean()) for c in cols})
+        rec.update({f"{c}_std": float(sub[c].std(ddof=0)) for c in cols if c.startswith("barrier_")})
+        rec["pairs"] = int(len(sub))
+        out.append(rec)
+    return out
+
+
+def swept_columns(cfg) -> list[str]:
+    """Result columns of the swept fields (a field's own name, e.g. model.width -> width)."""
+    return [key.split(".")[1] for key, _ in cfg.axes]
+
+
 def summarize(df: pd.DataFrame, cfg=None) -> dict:
     """Measured numbers for summary.json.
 
@@ -147,10 +169,13 @@ def summarize(df: pd.DataFrame, cfg=None) -> dict:
         out["mean_barrier_wm"] = float(df["barrier_wm"].mean())
     if cfg is None:
         return out
+    if cfg.study == "deep":
+        out["cells"] = cell_means(df, swept_columns(cfg) or ["arch"])
+        return out
     an = cfg.analysis
     d = with_derived(df)
-    groups = []
-    for key, g in _groups(d, an.group_by):
+    entries = []
+    for key, g in groups(d, an.group_by):
         entry = {"group": {k: _plain(v) for k, v in key.items()}, "rows": int(len(g))}
         if "extrema" in an.measures:
             entry["extrema"] = width_extrema(g, an.y)
@@ -159,6 +184,6 @@ def summarize(df: pd.DataFrame, cfg=None) -> dict:
         if "transition" in an.measures:
             entry["transition"] = transition(g, an.transition_x, "sparsity", an.transition_level)
             entry["divergence"] = transition(g, an.transition_x, "diverged", 0.5)
-        groups.append(entry)
-    out["groups"] = groups
+        entries.append(entry)
+    out["groups"] = entries
     return out

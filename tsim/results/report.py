@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .figures import pyplot
+from .summary import with_derived
+
 # What the papers claim (targets to compare with, not results).
 CLAIMS = {
     "source": "Zhan, Li, Wu 2025, arXiv:2503.06001 (setting: Lin, Li, Wu 2024, arXiv:2404.06391)",
@@ -66,10 +69,9 @@ def _load(d: Path) -> tuple[dict, pd.DataFrame]:
 # ------------------------------------------------------------------------------ width / rate
 def _theory_width(th, df: pd.DataFrame, cfg: dict, out_dir: Path, tag: str, n: int = 8) -> dict:
     """Sampled-minima predictions per teacher width M: curve, exponent, WM vs brute-force gap."""
-    from .plot import _plt
 
     preds = {}
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     min_m = cfg.get("analysis", {}).get("fit_min_m", 16)
     for M, g in df.groupby("M") if "M" in df else [(cfg["teacher"]["M"], df)]:
@@ -172,7 +174,6 @@ def _width_section(summary: dict, df: pd.DataFrame, th, out_dir: Path, tag: str,
 
 # ------------------------------------------------------------------------------ lr sparsity
 def _lr_section(summary: dict, df: pd.DataFrame, th, out_dir: Path, tag: str) -> tuple[list[str], list[str]]:
-    from .analysis import with_derived
 
     cfg = summary.get("config", {})
     lines, disagree = [], []

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .align import align
-from .barrier import barrier
-from .losses import population_loss, population_loss_grad
-from .network import TwoLayer
+from ..barriers import barrier
+from ..losses import population_loss, population_loss_grad
+from ..network import TwoLayer
+from .interface import align
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def sequence_barriers(seq_a, seq_b, T: TwoLayer, *, at: int = -1, method: str = 
     T : teacher                              the loss is the exact population loss
     at : int                                 index (negative counts from the end) of the step
                                              whose alignment is used everywhere
-    method, kw                               passed to :func:`tsim.align.align`
+    method, kw                               passed to :func:`tsim.alignment.align`
     """
     seq_a, seq_b = list(seq_a), list(seq_b)
     K = len(seq_a)

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .align import align
-from .barrier import barrier
-from .losses import population_loss
-from .network import TwoLayer, check_perm
+from ..barriers import barrier
+from ..losses import population_loss
+from ..network import TwoLayer, check_perm
+from .interface import align
 
 
 def _pad_all(nets) -> list[TwoLayer]:
@@ -139,7 +139,7 @@ class MergeResult:
 def merge_to_reference(nets, ref: int = 0, method: str = "weight", **kw) -> MergeResult:
     """Align every network to ``nets[ref]`` (its own perm is the identity).
 
-    ``method`` and keyword arguments go to :func:`tsim.align.align` (T for "ste"/"optimal").
+    ``method`` and keyword arguments go to :func:`tsim.alignment.align` (T for "ste"/"optimal").
     """
     nets = _pad_all(nets)
     if not 0 <= ref < len(nets):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-METHOD_STYLE = {"naive": ("tab:red", "naive"), "wm": ("tab:blue", "weight matching"),
-                "am": ("tab:green", "activation matching")}
+METHOD_STYLE = {"naive": ("tab:red", "naive"), "weight": ("tab:blue", "weight matching"),
+                "activation": ("tab:green", "activation matching")}
 
 
 def _figure(ncols: int):
@@ -101,19 +101,18 @@ def endpoints_figure(df: pd.DataFrame, x: str, by: list[str], path: Path, title:
     return _save(fig, path, title)
 
 
+#: plot name -> (file name, function(df, x, methods, by, path, title))
+PLOTS = {
+    "barrier": ("barrier.png", barrier_figure),
+    "sparsity": ("sparsity.png", sparsity_figure),
+    "endpoints": ("endpoints.png", lambda df, x, methods, by, path, title: endpoints_figure(df, x, by, path, title)),
+}
+
+
 def draw(df: pd.DataFrame, out: Path, plots, methods, swept: list[str], title: str = "") -> list[Path]:
-    """All requested figures; x is "width" when swept (or when nothing is), else "lr", else the first
-    swept column. Returns the written paths (PNG)."""
+    """All requested figures (the barrier figure when none is); x is "width" when swept (or when
+    nothing is), else "lr", else the first swept column. Returns the written paths (PNG)."""
     x = "width" if ("width" in swept or not swept) else ("lr" if "lr" in swept else swept[0])
     by = [c for c in swept if c != x and df[c].nunique() > 1]
-    paths = []
-    if "barrier" in plots:
-        paths.append(barrier_figure(df, x, methods, by, out / "barrier.png", title))
-    if "sparsity" in plots:
-        paths.append(sparsity_figure(df, x, methods, by, out / "sparsity.png", title))
-    if "endpoints" in plots:
-        paths.append(endpoints_figure(df, x, by, out / "endpoints.png", title))
-    if not paths:
-        paths.append(barrier_figure(df, x, methods, by, out / "barrier.png", title))
-    return paths
-
+    out = Path(out)
+    return [PLOTS[name][1](df, x, methods, by, out / PLOTS[name][0], title) for name in (plots or ["barrier"])]

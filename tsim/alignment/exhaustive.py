@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 
-from .losses import input_scale, kernel_matrix, path_losses, teacher_energy
-from .network import TwoLayer
+from ..losses import input_scale, kernel_matrix, path_losses, teacher_energy
+from ..network import TwoLayer
 
 CHUNK = 8192
 

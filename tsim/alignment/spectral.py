@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .network import TwoLayer, check_perm
+from ..network import TwoLayer, check_perm
 
 
 def _theta(S: TwoLayer) -> np.ndarray:

@@ -5,34 +5,17 @@ keys equal the dataclass fields below. An optional ``[quick]`` table with the sa
 replaces values under ``--quick``. A field marked sweepable may hold a list (or a
 ``{geomspace = [lo, hi, n]}``-style axis as in :mod:`tsim.config`); the grid is the product.
 
-Every error is a :class:`tsim.config.ConfigError` naming the field, the rule, the value and the fix.
+Loaded by :func:`tsim.config.from_dict`. Every error is a :class:`tsim.errors.ConfigError` naming the field, the rule, the value and the fix.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
-from tsim.config import Choice, ConfigError, Interval, Text, TextList, grid, parse_sections, resolve, rule
-
-
-@dataclass(frozen=True)
-class IntTuple:
-    """A list of positive integers (a shape); empty means "the default"."""
-
-    takes_list = True  # a TOML list is one value of this field, not a sweep axis
-
-    def describe(self) -> str:
-        return "a list of positive integers"
-
-    def check(self, value: Any) -> Any:
-        if not isinstance(value, (list, tuple)) or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
-            raise ValueError
-        return tuple(value)
-
-    def bad_value(self) -> Any:
-        return [0, -1]
+from ..alignment import METHODS as ALIGN_METHODS
+from ..deep.mnist import input_shape
+from ..errors import ConfigError
+from ..results.deep_figures import PLOTS as FIGURES
+from .constraints import Choice, Interval, IntTuple, Text, TextList, as_dict, rule
 
 
 @dataclass(frozen=True)
@@ -90,7 +73,8 @@ class TrainConfig:
                      sweepable=False)
 
 
-METHODS = ("naive", "wm", "am")
+#: "naive" (no alignment) and the methods of :data:`tsim.alignment.METHODS` that deep nets implement
+METHODS = ("naive",) + tuple(m for m in ("weight", "activation") if m in ALIGN_METHODS)
 
 
 @dataclass(frozen=True)
@@ -117,6 +101,8 @@ class SweepConfig:
 
     pairs: int = rule(Interval(int, 1, example=3), 3, "use at least one seed pair", sweepable=False)
     seed: int = rule(Interval(int, 0, example=0), 0, "use a non-negative base seed", sweepable=False)
+    workers: int = rule(Interval(int, 0, example=1), 1,
+                        "use 1 (this process), N > 1 worker processes, or 0 for one per core", sweepable=False)
 
 
 @dataclass(frozen=True)
@@ -131,13 +117,14 @@ class RunConfig:
                                "true calls torch.use_deterministic_algorithms", sweepable=False)
 
 
-DEEP_PLOTS = ("barrier", "sparsity", "endpoints")
+DEEP_PLOTS = tuple(FIGURES)
 
 
 @dataclass(frozen=True)
 class OutputConfig:
-    """Which figures to draw (x axis: the swept field, model.width or train.lr)."""
+    """Where and which figures to draw (x axis: the swept field, model.width or train.lr)."""
 
+    dir: str = rule(Text(), "results/deep", "give an output folder", sweepable=False)
     plots: tuple = rule(TextList(DEEP_PLOTS), ("barrier", "sparsity"), "choose plots from the list",
                         sweepable=False)
     title: str = rule(Text(), "", "give a figure title or \"\"", sweepable=False)
@@ -158,6 +145,7 @@ SECTIONS: dict[str, type] = {
 class DeepConfig:
     """A whole deep config; sweep axes live in ``axes`` as ((dotted name, values), ...)."""
 
+    study: str = "deep"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -169,46 +157,7 @@ class DeepConfig:
 
     def to_dict(self) -> dict:
         """Plain nested dict (axes as lists), for summary.json."""
-        out: dict = {"study": "deep"}
-        for name in SECTIONS:
-            out[name] = {k: (list(v) if isinstance(v, tuple) else v)
-                         for k, v in dataclasses.asdict(getattr(self, name)).items()}
-        for key, values in self.axes:
-            sec, fld = key.split(".")
-            out[sec][fld] = list(values)
-        return out
-
-
-def from_dict(raw: dict, quick: bool = False) -> DeepConfig:
-    """Validate a parsed TOML dict (``study = "deep"``) into a :class:`DeepConfig`.
-
-    ``[quick]`` overrides are merged when ``quick`` is true (and ignored otherwise).
-
-    Raises
-    ------
-    ConfigError
-        Naming the first bad field, the rule, the value and the fix.
-    """
-    _, parts, axes = parse_sections(raw, SECTIONS, quick, ("deep",), "deep")
-    cfg = DeepConfig(axes=axes, **parts)
-    for cell in [cfg] + [resolve(cfg, p) for p in grid(cfg)]:
-        check_cross(cell)
-    return cfg
-
-
-BASE_DEFAULT = {"mlp": 128, "vgg": 16, "resnet": 16}
-
-
-def base_width(model: ModelConfig) -> int:
-    """``model.base``, or the architecture's default (MLP 128 units, VGG/ResNet 16 channels) when 0."""
-    return model.base or BASE_DEFAULT[model.arch]
-
-
-def input_shape(cfg: DeepConfig) -> tuple[int, ...]:
-    """Shape of one input example: (1, 28, 28) for MNIST, ``data.shape`` (default (1, 8, 8)) for the teacher."""
-    if cfg.data.dataset == "mnist":
-        return (1, 28, 28)
-    return tuple(cfg.data.shape) if cfg.data.shape else (1, 8, 8)
+        return as_dict(self, SECTIONS)
 
 
 def check_cross(cfg: DeepConfig) -> None:
@@ -217,7 +166,7 @@ def check_cross(cfg: DeepConfig) -> None:
     if d.shape and d.dataset == "mnist" and tuple(d.shape) != (1, 28, 28):
         raise ConfigError("data.shape", f"data.shape must be [1, 28, 28] (or empty) for MNIST; "
                           f"got {list(d.shape)!r}. Remove data.shape or use dataset = \"teacher\".")
-    shape = input_shape(cfg)
+    shape = input_shape(d.dataset, d.shape)
     if cfg.model.arch in ("vgg", "resnet") and len(shape) != 3:
         raise ConfigError("data.shape", f"model.arch = {cfg.model.arch!r} needs a (channels, height, width) "
                           f"input; got data.shape = {list(d.shape)!r}. Give three sizes such as [1, 8, 8].")

@@ -1,0 +1,48 @@
+"""``methods``: alignment methods side by side on the same trained pairs.
+
+One row per pair with barrier, teacher agreement, ties and time of each method in
+``align.methods`` ("optimal" only when m <= align.max_m, else NaN).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..alignment import align, teacher_agreement
+from ..barriers import barrier
+from ..losses import population_loss
+from ._study import Study
+from .steps import align_kwargs, diverged, pair_row, train_students
+
+
+def run(cfg, pairs) -> list[dict]:
+    """Rows of the ``methods`` study: one per pair, barrier/agreement/ties/time of each method."""
+    pairs = list(pairs)
+    T, res = train_students(cfg, pairs)
+    inputs, grid = cfg.teacher.inputs, cfg.sweep.grid
+    rows = []
+    for k, p in enumerate(pairs):
+        row = pair_row(cfg, res, 2 * k, 2 * k + 1, p)
+        if diverged(row):
+            rows.append(row)
+            continue
+        A, B = res.student(2 * k), res.student(2 * k + 1)
+        row.update(loss_a=population_loss(A, T, inputs), loss_b=population_loss(B, T, inputs),
+                   barrier_naive=barrier(A, B, T, grid=grid, inputs=inputs).value)
+        for meth in cfg.align.methods:
+            if meth == "optimal" and cfg.student.m > cfg.align.max_m:
+                row.update({f"barrier_{meth}": np.nan, f"agree_{meth}": np.nan, f"n_tied_{meth}": -1,
+                            f"time_{meth}": np.nan})
+                continue
+            t0 = time.perf_counter()
+            r = align(A, B, meth, T=T, **align_kwargs(cfg, p))
+            dt = time.perf_counter() - t0
+            row.update({f"barrier_{meth}": barrier(A, r.B, T, grid=grid, inputs=inputs).value,
+                        f"agree_{meth}": teacher_agreement(A, B, r.perm, T), f"n_tied_{meth}": r.n_tied,
+                        f"time_{meth}": dt})
+        rows.append(row)
+    return rows
+
+
+STUDY = Study("methods", run)
