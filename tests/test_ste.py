@@ -162,14 +162,15 @@ def test_midpoint_gradient_equals_central_finite_differences(teacher, inputs):
 
 
 # --------------------------------------------------------------------------- properties
-def test_ste_never_ends_above_weight_matching_at_the_midpoint(teacher, pair):
-    A, B = pair
+@pytest.mark.parametrize("seed, train_steps", [(1, 300), (5, 300), (3, 0)])
+def test_ste_never_ends_above_weight_matching_at_the_midpoint(teacher, seed, train_steps):
+    A, B = _students(teacher, 6, (seed, seed + 1), train_steps=train_steps)
     wm = tsim.weight_matching(A, B)
-    perm, best, curve = ste_matching(A, B, teacher, steps=40, lr=0.05)
+    perm, best, curve = ste_matching(A, B, teacher, steps=60, lr=0.05)
     assert curve[0] == pytest.approx(_mid_loss(A, B, wm, teacher), rel=1e-12)  # step 0 is WM
     assert best == pytest.approx(_mid_loss(A, B, perm, teacher), rel=1e-12)
     assert best <= _mid_loss(A, B, wm, teacher) + 1e-15
-    assert best == pytest.approx(curve.min(), rel=1e-12)
+    assert best == curve.min()  # (seed 5 later revisits perms within 1e-3 above the best one)
 
 
 def test_ste_recovers_a_planted_permutation(teacher, pair):
