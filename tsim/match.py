@@ -91,9 +91,11 @@ def weight_matching(A: TwoLayer, B: TwoLayer) -> np.ndarray:
     -------
     perm : ndarray of int, shape (m,)   ``B.permute(perm)`` is aligned with A.
     """
-    if A.W.shape != B.W.shape:
-        raise ValueError(f"A and B must have the same shape to be matched; got {A.W.shape} and {B.W.shape}. "
-                         "Pad the narrower one with zero neurons (TwoLayer.pad).")
+    if A.d != B.d:
+        raise ValueError(f"A and B must have the same input dimension d; got d={A.d} and d={B.d}.")
+    if A.m != B.m:
+        raise ValueError(f"A and B must have the same width m to be matched; got m={A.m} and m={B.m}. "
+                         "Pad the narrower one with zero neurons (TwoLayer.pad) or use tsim.align, which pads.")
     C = weight_scores(A, B)
     np.negative(C, out=C)  # minimise -C in place: the same LAP input as maximize=True, no copy
     return solve_assignment(C, maximize=False)

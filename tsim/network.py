@@ -5,14 +5,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import as_float, as_generators, as_int, fail, finite_array, show
 
-def _as_matrix(name: str, value) -> np.ndarray:
-    arr = np.array(value, dtype=np.float64, order="C")  # own copy: it is frozen below
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-d array of shape (width, d); got shape {arr.shape}.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains non-finite values.")
-    return arr
+
+def check_net(net, name: str = "S") -> "TwoLayer":
+    """``net`` itself if it is a :class:`TwoLayer` (a Teacher is one); a TypeError naming ``name`` otherwise."""
+    if not isinstance(net, TwoLayer):
+        raise fail(name, "a TwoLayer network (or a Teacher)", show(net),
+                   "Build one with tsim.TwoLayer(W, a) or tsim.Teacher(W).", TypeError)
+    return net
+
+
+def check_same_d(A: "TwoLayer", B: "TwoLayer", names: str = "S and T") -> None:
+    """ValueError unless the two networks ``names`` (e.g. "S and T") have the same input dimension d."""
+    if A.d != B.d:
+        raise ValueError(f"{names} must have the same input dimension d; got d={A.d} and d={B.d}. "
+                         "Networks only meet on the same inputs x in R^d.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,19 +42,21 @@ class TwoLayer:
     c: float = 1.0
 
     def __post_init__(self):
-        W = _as_matrix("W", self.W)
-        a = np.array(self.a, dtype=np.float64, order="C")
-        if a.ndim != 1 or a.shape[0] != W.shape[0]:
-            raise ValueError(f"a must have shape ({W.shape[0]},) to match W {W.shape}; got {np.shape(self.a)}.")
-        if not np.all(np.isfinite(a)) or not np.isfinite(self.c):
-            raise ValueError("a and c must be finite.")
-        if W.shape[0] < 1:
-            raise ValueError("a network needs at least one neuron (m >= 1).")
+        W = np.array(finite_array(self.W, "W", ndim=2), order="C")  # own copy: it is frozen below
+        m, d = W.shape
+        if m < 1 or d < 1:
+            raise fail("W", "of shape (m, d) with m >= 1 neurons and d >= 1 inputs", f"shape {W.shape}",
+                       "Pass at least one neuron and one input dimension.")
+        a = np.array(finite_array(self.a, "a", ndim=1), order="C")
+        if a.shape[0] != m:
+            raise fail("a", f"of shape ({m},) to match W {W.shape}", f"shape {a.shape}",
+                       "Pass one output weight a_j per row w_j of W.")
+        c = as_float(self.c, "c")
         W.setflags(write=False)
         a.setflags(write=False)
         object.__setattr__(self, "W", W)
         object.__setattr__(self, "a", a)
-        object.__setattr__(self, "c", float(self.c))
+        object.__setattr__(self, "c", c)
 
     @property
     def m(self) -> int:
