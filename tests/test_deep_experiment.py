@@ -53,10 +53,17 @@ def test_tiny_run_writes_outputs_and_is_deterministic(tmp_path):
     for m in ("naive", "weight", "activation"):
         assert df[f"barrier_loss_{m}"].notna().all() and df[f"barrier_error_{m}"].notna().all()
     assert {"seed_a", "seed_b", "sparse_a", "test_error_a", "test_loss_b"} <= set(df.columns)
+    # how every row was computed, read back from torch during the run
+    assert (df["device"] == "cpu").all() and not df["amp_used"].any() and not df["tf32_train"].any()
+    assert not df["tf32_eval"].any() and (df["eval_precision"] == "float32").all()
+    assert (df["train_precision"] == "float32").all() and df["deterministic"].all()
+    assert (df["amp_dtype"] == "bfloat16").all()
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["device"] == "cpu" and summary["rows"] == 2 and summary["seeds"]["pairs"] == 1
     assert summary["study"] == "deep" and summary["config"]["run"]["device"] == "cpu"
     assert summary["measured"]["cells"][0]["pairs"] == 1 and "torch" in summary["versions"]
+    assert {"cuda", "cudnn", "gpu", "eval_precision", "process_tf32_matmul", "cublas_workspace_config"} \
+        <= set(summary["versions"])
     assert set(summary) >= {"config", "config_file", "quick", "versions", "seeds", "wall_time_s", "measured",
                             "figures"}  # the summary schema of every study
     for name in ("barrier.png", "sparsity.png", "endpoints.png"):
@@ -170,3 +177,103 @@ def test_bad_device_is_config_error(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_precision_and_device_are_in_every_cell_key():
+    """Changing the device, amp, its dtype, TF32 or determinism gives another cell; workers does not."""
+    from dataclasses import replace
+
+    from tsim.sweep.grid import cells
+
+    base = from_dict(TINY)
+    variants = {"base": base, "cuda": replace(base, run=replace(base.run, device="cuda")),
+                "amp": replace(base, train=replace(base.train, amp=True)),
+                "fp16": replace(base, train=replace(base.train, amp=True, amp_dtype="float16")),
+                "tf32": replace(base, run=replace(base.run, tf32=True)),
+                "nondet": replace(base, run=replace(base.run, deterministic=False))}
+    keys = {name: tuple(c.key for c in cells(cfg)) for name, cfg in variants.items()}
+    assert len({k for ks in keys.values() for k in ks}) == 2 * len(variants)
+    same = replace(base, sweep=replace(base.sweep, workers=4))
+    assert tuple(c.key for c in cells(same)) == keys["base"]
+
+
+def test_prepare_sets_the_cublas_workspace_before_cuda_work(monkeypatch):
+    pytest.importorskip("torch")
+    from tsim.deep import study
+    from tsim.studies.deep import prepare
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    cfg = prepare(from_dict(TINY), "cpu")
+    assert cfg.run.device == "cpu" and "CUBLAS_WORKSPACE_CONFIG" not in __import__("os").environ
+    monkeypatch.setattr(study, "resolve_device", lambda requested: "cuda")
+    cfg = prepare(from_dict(TINY), "cuda")
+    assert cfg.run.device == "cuda" and __import__("os").environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+
+
+TINY_TOML = """study = "deep"
+[data]
+dataset = "teacher"
+shape = [1, 6, 6]
+n_train = 128
+n_test = 64
+classes = 3
+[model]
+arch = "mlp"
+depth = 1
+base = 4
+width = [1, 2]
+[train]
+epochs = 1
+batch = 64
+[match]
+grid = 3
+am_examples = 64
+[sweep]
+pairs = 1
+[run]
+device = "cpu"
+threads = 1
+[output]
+plots = []
+"""
+
+
+def test_out_of_memory_fails_the_cell_with_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    from tsim.cli import main
+    from tsim.deep import study
+    from tsim.sweep.store import Store
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB. GPU 0 has a total "
+                                          "capacity of 79 GiB.\nSee documentation for Memory Management")
+
+    monkeypatch.setattr(study, "run_pair", oom)
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("tsim: error: no cell of the sweep finished")
+    with Store(tmp_path / "out", readonly=True) as st:
+        reasons = [r for _, _, r in st.failures()]
+    assert len(reasons) == 2 and all("\n" not in r for r in reasons)
+    assert all(r.startswith("ValueError: CUDA out of memory in cell (arch=mlp, width=") for r in reasons)
+    assert all(r.endswith("(Tried to allocate 9.00 GiB): lower train.batch or model.width.") for r in reasons)
+
+
+@pytest.mark.slow  # two spawned processes import torch: 10-20 s on a busy 2-core machine
+def test_workers_2_runs_deep_cells_in_a_process_pool(tmp_path):
+    """--workers 2 on a deep config: the cells run in two spawned processes, with the numbers of one process."""
+    pytest.importorskip("torch")
+    import pandas as pd
+
+    from tsim.cli import main
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    assert main(["run", str(config), "--out", str(tmp_path / "pool"), "--no-progress", "--workers", "2"]) == 0
+    assert main(["run", str(config), "--out", str(tmp_path / "seq"), "--no-progress", "--workers", "1"]) == 0
+    pool, seq = (pd.read_csv(tmp_path / d / "results.csv") for d in ("pool", "seq"))
+    cols = [c for c in seq.columns if c.startswith(("barrier_", "test_", "train_loss", "key"))]
+    assert len(pool) == 2
+    pd.testing.assert_frame_equal(pool[cols], seq[cols])

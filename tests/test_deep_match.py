@@ -45,10 +45,105 @@ def test_weight_matching_is_seeded_and_improves_objective():
     r2 = match.weight_matching(sp, a.state_dict(), b.state_dict(), seed=5)
     assert all(torch.equal(r1.perms[p], r2.perms[p]) for p in r1.perms)
     ident = match.identity_perms(spec.check_spec(sp, a.state_dict()))
-    base = match.weight_matching(sp, a.state_dict(), b.state_dict(), max_iter=1, init=ident)
+    base = match.weight_matching(sp, a.state_dict(), b.state_dict(), max_iter=1, init=ident, restarts=0)
     keys = [k for k, _ in a.named_parameters()]
     naive = sum(float((a.state_dict()[k] * b.state_dict()[k]).sum()) for k in keys)
     assert r1.objective > naive and r1.objective >= base.objective - 1e-9 and r1.sweeps >= 1
+
+
+def _noisy_mlp(sizes, noise, seed):
+    """(spec, sd_a, sd_b, keys, planted perms aligning B to A): A a random MLP d-h-...-h-c, B = A with
+    its hidden units shuffled plus Gaussian noise ``noise`` times each tensor's std (tensors of
+    more than one entry)."""
+    d, *hidden, c = sizes
+    a = models.build("mlp", (d,), c, depth=len(hidden), base=hidden[0], seed=seed)
+    sp = spec.spec_for(a)
+    g = torch.Generator().manual_seed(seed + 1000)
+    q = spec.random_perms(spec.check_spec(sp, a.state_dict()), g)
+    sd_b = {k: v + noise * v.std() * torch.randn(v.shape, generator=g) if v.numel() > 1 else v
+            for k, v in spec.apply_perm(sp, q, a.state_dict()).items()}
+    return sp, a.state_dict(), sd_b, [k for k, _ in a.named_parameters()], {p: torch.argsort(v) for p, v in q.items()}
+
+
+def _objective(sp, sd_a, sd_b, perms, keys):
+    aligned = spec.apply_perm(sp, perms, sd_b)
+    return sum(float((sd_a[k].double() * aligned[k].double()).sum()) for k in keys)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 4])
+def test_weight_matching_reaches_planted_objective_under_noise(seed):
+    """20-64-64-1, noise 2x the weight std: the planted perms are no longer optimal, and coordinate
+    descent from the identity stalls below them; the default search gets at least as high."""
+    sp, sd_a, sd_b, keys, truth = _noisy_mlp((20, 64, 64, 1), 2.0, seed)
+    planted = _objective(sp, sd_a, sd_b, truth, keys)
+    cd = match.weight_matching(sp, sd_a, sd_b, seed=seed, keys=keys, init="identity", restarts=0)
+    res = match.weight_matching(sp, sd_a, sd_b, seed=seed, keys=keys)
+    assert cd.objective < planted - 1.0  # the stall this search escapes
+    assert res.objective >= planted - 1e-9
+    assert res.objective == pytest.approx(_objective(sp, sd_a, sd_b, res.perms, keys), rel=1e-12, abs=1e-9)
+
+
+def test_weight_matching_large_noise_beats_planted_and_cd():
+    sp, sd_a, sd_b, keys, truth = _noisy_mlp((30, 96, 96, 96, 5), 8.0, 1)
+    cd = match.weight_matching(sp, sd_a, sd_b, seed=1, keys=keys, init="identity", restarts=0)
+    res = match.weight_matching(sp, sd_a, sd_b, seed=1, keys=keys)
+    assert res.objective >= _objective(sp, sd_a, sd_b, truth, keys) and res.objective > cd.objective
+
+
+@pytest.mark.parametrize("sizes,seed", [((20, 64, 64, 1), 1), ((10, 16, 16, 16, 4), 2), ((50, 128, 128, 128, 10), 3)])
+def test_weight_matching_beats_identity_descent_on_independent_nets(sizes, seed):
+    d, *hidden, c = sizes
+    a = models.build("mlp", (d,), c, depth=len(hidden), base=hidden[0], seed=seed)
+    b = models.build("mlp", (d,), c, depth=len(hidden), base=hidden[0], seed=seed + 50)
+    sp, keys = spec.spec_for(a), [k for k, _ in a.named_parameters()]
+    cd = match.weight_matching(sp, a.state_dict(), b.state_dict(), seed=seed, keys=keys, init="identity", restarts=0)
+    res = match.weight_matching(sp, a.state_dict(), b.state_dict(), seed=seed, keys=keys)
+    assert res.objective > cd.objective + 1e-6
+    assert _is_descent_fixed_point(sp, a.state_dict(), b.state_dict(), res.perms, keys)
+
+
+def _is_descent_fixed_point(sp, sd_a, sd_b, perms, keys) -> bool:
+    """No single permutation's LAP, the others fixed, raises the objective (a coordinate-descent optimum)."""
+    base = _objective(sp, sd_a, sd_b, perms, keys)
+    for p, perm in perms.items():
+        n = len(perm)
+        C = torch.zeros(n, n, dtype=torch.float64)
+        aligned = spec.apply_perm(sp, {**perms, p: torch.arange(n)}, sd_b)
+        for k, axis in sp.perm_to_axes()[p]:
+            if k in keys:
+                wa = sd_a[k].double().movedim(axis, 0).reshape(n, -1)
+                C += wa @ aligned[k].double().movedim(axis, 0).reshape(n, -1).T
+        best = torch.from_numpy(match.lap_max(C.numpy()))
+        if _objective(sp, sd_a, sd_b, {**perms, p: best}, keys) > base + 1e-9 * max(1.0, abs(base)):
+            return False
+    return True
+
+
+def test_weight_matching_is_deterministic_and_options_work():
+    sp, sd_a, sd_b, keys, _ = _noisy_mlp((12, 24, 24, 24, 3), 1.0, 5)
+    runs = [match.weight_matching(sp, sd_a, sd_b, seed=7, keys=keys) for _ in range(2)]
+    assert all(torch.equal(runs[0].perms[p], runs[1].perms[p]) for p in runs[0].perms)
+    assert runs[0].objective == runs[1].objective and runs[0].restarts == runs[1].restarts > 0
+    assert runs[0].start in ("layerwise", "anneal", "kick") and runs[0].laps > 0
+    for init in ("anneal", "identity"):
+        r = match.weight_matching(sp, sd_a, sd_b, seed=7, keys=keys, init=init, restarts=2)
+        assert all(torch.equal(torch.sort(v).values, torch.arange(len(v))) for v in r.perms.values())
+    assert match.weight_matching(sp, sd_a, sd_b, keys=keys, time_budget=0.0).restarts == 0
+    assert match.weight_matching(sp, sd_a, sd_b, keys=keys, budget=0.0).restarts == 0
+    with pytest.raises(ValueError, match="init"):
+        match.weight_matching(sp, sd_a, sd_b, init="random")
+    with pytest.raises(ValueError, match="not a permutation"):
+        match.weight_matching(sp, sd_a, sd_b, init={p: torch.zeros(24, dtype=torch.long) for p in runs[0].perms})
+
+
+def test_weight_matching_anneal_on_resnet_spec():
+    a = models.build("resnet", (1, 8, 8), 5, depth=2, width=1, base=8, norm="batch", seed=0)
+    b = models.build("resnet", (1, 8, 8), 5, depth=2, width=1, base=8, norm="batch", seed=1)
+    sp, sd_a, sd_b = spec.spec_for(a), a.state_dict(), b.state_dict()
+    cd = match.weight_matching(sp, sd_a, sd_b, seed=3, init="identity", restarts=0)
+    for init in ("layerwise", "anneal"):
+        res = match.weight_matching(sp, sd_a, sd_b, seed=3, init=init)
+        assert res.objective >= cd.objective - 1e-9 and set(res.perms) == set(cd.perms)
 
 
 @pytest.mark.parametrize("arch,shape,norm", [("mlp", (12,), "none"), ("resnet", (1, 8, 8), "batch")])

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 import tsim
-from tsim.fit import fit_power_law
 
 
 def synthetic(rng, alpha, C=0.3, pairs=12, widths=(16, 32, 64, 128, 256, 512), noise=0.3):
@@ -19,7 +18,7 @@ def synthetic(rng, alpha, C=0.3, pairs=12, widths=(16, 32, 64, 128, 256, 512), n
 def test_recovers_known_exponent(alpha):
     rng = np.random.default_rng(7)
     m, y, p = synthetic(rng, alpha)
-    fit = fit_power_law(m, y, n_boot=500, pairs=p, rng=np.random.default_rng(1))
+    fit = tsim.fit_power_law(m, y, n_boot=500, pairs=p, rng=np.random.default_rng(1))
     # one draw: the estimate is close and the interval brackets it (coverage is tested below)
     assert abs(fit.alpha - alpha) < 0.1
     assert fit.ci[0] < fit.alpha < fit.ci[1]
@@ -35,7 +34,7 @@ def test_interval_coverage_is_near_nominal():
     reps = 60
     for _ in range(reps):
         m, y, p = synthetic(rng, 0.5, pairs=10, noise=0.5)
-        fit = fit_power_law(m, y, n_boot=200, pairs=p, rng=rng)
+        fit = tsim.fit_power_law(m, y, n_boot=200, pairs=p, rng=rng)
         hits += fit.ci[0] < 0.5 < fit.ci[1]
     # nominal 95%; the percentile bootstrap with 10 units under-covers a little
     assert hits / reps > 0.75
@@ -44,7 +43,7 @@ def test_interval_coverage_is_near_nominal():
 def test_exact_power_law_and_table_form():
     m = np.array([4.0, 8, 16, 32])
     table = np.outer(2.0 * m ** -0.5, np.ones(5))
-    fit = fit_power_law(m, table, n_boot=50)
+    fit = tsim.fit_power_law(m, table, n_boot=50)
     assert fit.alpha == pytest.approx(0.5, abs=1e-12) and fit.C == pytest.approx(2.0)
     assert fit.ci[0] == pytest.approx(0.5) and fit.ci[1] == pytest.approx(0.5)
 
@@ -54,18 +53,39 @@ def test_nan_and_nonpositive_widths_are_skipped():
     table = np.outer(m ** -1.0, np.ones(4))
     table[0] = -1.0  # a width with a negative mean barrier cannot enter the log fit
     table[2, 1] = np.nan  # a diverged pair
-    fit = fit_power_law(m, table, n_boot=50)
+    fit = tsim.fit_power_law(m, table, n_boot=50)
     assert fit.alpha == pytest.approx(1.0) and 2.0 not in fit.m
 
 
 def test_bad_input_names_parameter():
     with pytest.raises(ValueError, match="n_boot"):
-        fit_power_law([1, 2], [1, 2], n_boot=3)
+        tsim.fit_power_law([1, 2], [1, 2], n_boot=3)
     with pytest.raises(ValueError, match=">= 2 distinct widths"):
-        fit_power_law([4, 4], [1.0, 2.0], n_boot=20)
+        tsim.fit_power_law([4, 4], [1.0, 2.0], n_boot=20)
     with pytest.raises(ValueError, match="same shape"):
-        fit_power_law([1, 2, 3], [1.0, 2.0], n_boot=20)
+        tsim.fit_power_law([1, 2, 3], [1.0, 2.0], n_boot=20)
 
 
-def test_public_name():
-    assert tsim.fit_power_law is fit_power_law
+def test_public_fit_is_equivariant_and_order_free():
+    """tsim.fit_power_law (the public name) fits log ybar on log m, so rescaling y by k multiplies C
+    (and its interval) by k, rescaling m by s multiplies C by s^alpha, and neither moves alpha or its
+    interval; the order of the observations does not matter at all (same bootstrap draws)."""
+    m, y, p = synthetic(np.random.default_rng(11), 0.8)
+    base = tsim.fit_power_law(m, y, n_boot=200, pairs=p, seed=5)
+    assert base.alpha == pytest.approx(0.8, abs=0.15)
+    scaled = tsim.fit_power_law(m, 7.0 * y, n_boot=200, pairs=p, seed=5)
+    assert scaled.alpha == pytest.approx(base.alpha, rel=1e-12)
+    assert scaled.C == pytest.approx(7.0 * base.C, rel=1e-12)
+    assert np.allclose(scaled.ci, base.ci, rtol=1e-10) and np.allclose(scaled.ci_C, 7.0 * np.array(base.ci_C),
+                                                                       rtol=1e-10)
+    wider = tsim.fit_power_law(3.0 * m, y, n_boot=200, pairs=p, seed=5)
+    assert wider.alpha == pytest.approx(base.alpha, rel=1e-12)
+    assert wider.C == pytest.approx(base.C * 3.0 ** base.alpha, rel=1e-12)
+    assert np.allclose(wider.ci, base.ci, rtol=1e-10)
+    order = np.random.default_rng(0).permutation(m.size)
+    shuffled = tsim.fit_power_law(m[order], y[order], n_boot=200, pairs=p[order], seed=5)
+    assert shuffled.alpha == base.alpha and shuffled.C == base.C and shuffled.ci == base.ci
+    assert np.array_equal(shuffled.boot_alpha, base.boot_alpha)
+    # a different exponent is seen: the fit reads the data, not a constant
+    assert tsim.fit_power_law(m, y * m ** -0.5, n_boot=50, pairs=p, seed=5).alpha == pytest.approx(
+        base.alpha + 0.5, rel=1e-12)

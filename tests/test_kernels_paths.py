@@ -1,11 +1,15 @@
 """The fast kernel paths: vectorised arccos accuracy, thread-split vs per-student population GD
-(bit-identical), and the hand-loop vs BLAS paths of sample GD (equal up to rounding)."""
+(bit-identical; both kernel branches are called directly, so this holds on any thread count), and
+the hand-loop vs BLAS paths of sample GD (equal up to rounding)."""
+import numba
 import numpy as np
 import pytest
 from numba import njit
 
 import tsim
-from tsim._kernels.arccos import _pmt_sn
+from tsim._kernels import popgd
+from tsim._kernels.arccos import _loss_grad_ws, _n_chunks, _pmt_sn, _workspace
+from tsim._kernels.popgd import _train_students
 from tsim._kernels.samplegd import _loss_grad_set
 
 
@@ -29,13 +33,74 @@ def test_pi_minus_arccos_is_accurate_to_rounding():
     assert _pmt_many(np.array([-1.0]))[0] == 0.0 and _pmt_many(np.array([1.0]))[0] == np.pi
 
 
-def test_population_thread_split_equals_per_student_path():
-    T = tsim.Teacher.orthonormal(4, 8)
-    m = 300  # several row chunks: E = 1 splits rows over threads, E = 2 runs students in parallel
-    W0, a0 = tsim.init_ensemble(2, m, 8, [np.random.default_rng(s) for s in (3, 4)])
+def _popgd_inputs(T, m, E, seeds, steps=6):
+    """The arguments train_population hands to the kernel, for E students of width m."""
+    W0, a0 = tsim.init_ensemble(E, m, T.d, [np.random.default_rng(s) for s in seeds])
     W0[0, 5] = 0.0  # a zero neuron
-    r1 = tsim.train_population(W0[:1], a0[:1], T, lr=1e-3, steps=6, train_a=True, record_every=1)
-    r2 = tsim.train_population(W0, a0, T, lr=1e-3, steps=6, train_a=True, record_every=1)
+    K = np.array([0, 3], dtype=np.int64)  # checkpoints
+    return dict(W=np.ascontiguousarray(W0), a=np.ascontiguousarray(a0 + 0.1 * np.sin(np.arange(m))), c=1.0,
+                TW=T.W * 1.0, Ta=T.a * T.c, tt=tsim.teacher_energy(T), scale=1.0, lr=np.full(E, 1e-3),
+                steps=steps, tol=0.0, train_a=True, blowup=1e12, record_every=1, ckpt_steps=K,
+                ckW=np.full((E, K.size, m, T.d), np.nan), cka=np.full((E, K.size, m), np.nan))
+
+
+def test_population_row_split_kernel_equals_per_student_kernel():
+    """Both branches of the population-GD kernel, called directly, whatever the thread count: rows of
+    one student split into chunks run by prange (split_rows=True) and whole students run by prange with
+    the chunks serial (split_rows=False) give bit-identical weights, curves and checkpoints."""
+    T = tsim.Teacher.orthonormal(4, 8)
+    m = 300
+    assert _n_chunks(m) > 1  # several row chunks, so split_rows=True really splits
+    out = {}
+    for split in (True, False):
+        args = _popgd_inputs(T, m, 2, (3, 4))
+        res = _train_students(**args, split_rows=split)
+        out[split] = (args["W"], args["a"], args["ckW"], args["cka"]) + tuple(res)
+    for x, y in zip(out[True], out[False]):
+        assert np.array_equal(x, y)
+    W, a, ckW, cka, status = out[True][:5]
+    assert np.all(status == 0)  # both students ran all 6 steps (max_steps), none diverged
+    assert np.all(W[0, 5] == 0.0) and not np.array_equal(W[1], ckW[1, 0])  # it trained; the zero row stays
+    assert np.all(np.isfinite(out[True][-1]))
+
+
+def test_population_loss_parallel_chunks_equal_serial_chunks():
+    """The loss and gradient with the row chunks on threads (what tsim.population_loss_grad runs)
+    equal the serial run of the same chunks bit for bit."""
+    T = tsim.Teacher.random(3, 6, seed=2)
+    rng = np.random.default_rng(9)
+    S = tsim.TwoLayer(rng.standard_normal((320, 6)), rng.standard_normal(320), 0.5)
+    L, gW, ga = tsim.population_loss_grad(S, T)
+    gW2, ga2 = np.empty_like(gW), np.empty_like(ga)
+    L2 = _loss_grad_ws(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, tsim.teacher_energy(T), 1.0, True, gW2, ga2,
+                       _workspace(S.m, S.d), False)
+    assert L == L2 and np.array_equal(gW, gW2) and np.array_equal(ga, ga2)
+
+
+def test_population_dispatch_on_two_threads(monkeypatch):
+    """train_population with numba forced to 2 threads (when the machine allows 2): E = 1 takes the
+    row-split branch, E = 2 the per-student branch, and student 0 comes out bit-identical."""
+    threads = min(2, numba.config.NUMBA_NUM_THREADS)
+    seen = []
+    real = popgd._train_students
+
+    def spy(*args):
+        seen.append(args[-1])  # split_rows
+        return real(*args)
+
+    monkeypatch.setattr(popgd, "_train_students", spy)
+    T = tsim.Teacher.orthonormal(4, 8)
+    m = 300
+    W0, a0 = tsim.init_ensemble(2, m, 8, [np.random.default_rng(s) for s in (3, 4)])
+    W0[0, 5] = 0.0
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        r1 = tsim.train_population(W0[:1], a0[:1], T, lr=1e-3, steps=6, train_a=True, record_every=1)
+        r2 = tsim.train_population(W0, a0, T, lr=1e-3, steps=6, train_a=True, record_every=1)
+    finally:
+        numba.set_num_threads(before)
+    assert seen == ([True, False] if threads >= 2 else [False, False])
     assert np.array_equal(r1.W[0], r2.W[0]) and np.array_equal(r1.curve[0], r2.curve[0])
     assert np.all(r1.W[0, 5] == 0.0)
 

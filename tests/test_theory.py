@@ -184,8 +184,32 @@ def test_barrier_optimal_perm_recovers_planted_permutation(rng):
     B = A.permute(p)
     assert tsim.barrier(A, B, T).value > 1e-4  # without alignment the copies are not connected
     perm, value = barrier_optimal_perm(A, B, T)
+    assert np.array_equal(np.sort(perm), np.arange(6))
     assert abs(value) < 1e-12
-    assert np.allclose(tsim.population_loss(B.permute(perm), T), 0, atol=1e-13)
+    # Neurons alpha e_j of one type can be exchanged at zero barrier (their sum stays 1 along the
+    # path), so the planted permutation is recovered up to swaps within a type: every neuron of A is
+    # matched with a neuron of B of its own type (a cross-type match would leave a barrier).
+    types = np.argmax(A.W, axis=1)
+    assert np.array_equal(np.argmax(B.permute(perm).W, axis=1), types)
+    same_type = types[:, None] == types[None, :]
+    assert np.all(same_type[np.arange(6), p[perm]])  # A-neuron i <-> A-neuron p[perm[i]], same type
+    assert tsim.barrier(A, B, T, perm=perm).value == pytest.approx(value, abs=1e-14)
+
+
+def test_barrier_optimal_perm_recovers_unique_planted_permutation(rng):
+    """One neuron per teacher direction (m = M): the rows are distinct and every permutation other
+    than the planted one mixes two types, so the recovery is exact."""
+    T = tsim.Teacher.orthonormal(5, 6)
+    A = sample_minimum(5, 5, 6, rng)
+    p = np.array([3, 0, 4, 1, 2])
+    B = A.permute(p)
+    perm, value = barrier_optimal_perm(A, B, T)
+    assert abs(value) < 1e-12
+    assert np.array_equal(perm, np.argsort(p))  # B.permute(perm) = A exactly
+    assert np.array_equal(B.permute(perm).W, A.W) and np.array_equal(B.permute(perm).a, A.a)
+    for q in all_perms(5)[1::7]:  # any other permutation leaves a barrier
+        if not np.array_equal(q, perm):
+            assert tsim.barrier(A, B, T, perm=q, grid=25).value > 1e-3
 
 
 def test_barrier_optimal_perm_validates():

@@ -1,6 +1,7 @@
 """Command line: ``tsim run [CONFIG.toml] [--out DIR] [--quick]``, ``tsim status``, ``tsim collect``,
 ``tsim report``. Bad input ends with one line on stderr and exit code 2 (set TSIM_DEBUG=1 for the
-traceback)."""
+traceback); so does a sweep with failed cells (how many, and `tsim status DIR` for the reasons). Ctrl-C
+ends with exit code 130 and the finished cells saved."""
 from __future__ import annotations
 
 import argparse
@@ -8,15 +9,15 @@ import json
 import os
 import sys
 import time
-import tomllib
 from importlib import resources
 from pathlib import Path
 
 from .config import from_dict
+from .config.loader import read_toml
 from .errors import ConfigError
 from .results import draw, write_summary
 from .studies import get as get_study
-from .sweep.run import run_sweep
+from .sweep.run import CONNECT_TIMEOUT_S, WorkerDied, run_sweep
 
 
 def default_config_text() -> str:
@@ -30,38 +31,72 @@ def read_raw(path) -> dict:
     if isinstance(path, dict):
         return path
     if path is None:
+        import tomllib
+
         return tomllib.loads(default_config_text())
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("config", f"config file {path!r} does not exist. Give the path of a .toml file, "
-                          "e.g. experiments/width_double_descent.toml, or none for the default.")
-    try:
-        return tomllib.loads(p.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("config", f"{path} is not valid TOML ({exc}). Fix the syntax.") from None
+    return read_toml(path)
+
+
+class CellsFailed(ValueError):
+    """A sweep finished with failed cells: results, summary and figures hold the others.
+
+    ``summary`` is what :func:`run` would have returned; the message says how many failed and where to
+    look (``tsim status DIR``).
+    """
+
+    def __init__(self, summary: dict, failed: int, cells: int, out: Path):
+        self.summary, self.failed, self.cells, self.out = summary, failed, cells, out
+        super().__init__(f"{failed} of {cells} cells failed; their rows are missing from {out / 'results.csv'} "
+                         f"and the summary. `tsim status {out}` lists the reasons; fix them and run the same "
+                         "command again (finished cells are reused).")
+
+
+def _failed_cells(df, out: Path) -> tuple[int, int]:
+    """(failed, all) cells of the sweep just run (from ``df.attrs``, else from the store in ``out``)."""
+    counts = df.attrs.get("counts")
+    if counts is None:
+        from .sweep.store import Store
+
+        with Store(out, readonly=True) as st:
+            counts = st.counts()
+    return counts["failed"], counts["cells"]
 
 
 def run(config: str | dict | None = None, out: str | None = None, quick: bool = False, device: str | None = None,
-        progress: bool = True, workers: int | None = None, scheduler: str | None = None) -> dict:
+        progress: bool = True, workers: int | None = None, scheduler: str | None = None, force: bool = False,
+        connect_timeout: float = CONNECT_TIMEOUT_S) -> dict:
     """Run a config (or the default) and write results, summary.json and figures; return the summary.
 
     Every study, two-layer or deep, takes the same path: validate the config, let its study prepare it
     (deep: resolve ``device`` into ``run.device``), run the cells the store lacks, then write the
     summary and figures. ``workers`` overrides sweep.workers (local process pool); ``scheduler`` is
-    "local" for a Dask LocalCluster or the address of a Dask scheduler ("tcp://HOST:PORT").
+    "local" for a Dask LocalCluster or the address of a Dask scheduler ("tcp://HOST:PORT"), which must
+    answer within ``connect_timeout`` seconds. ``force`` runs grids and cells above the size guards.
+
+    Raises
+    ------
+    ConfigError, ValueError
+        Bad input (nothing is left behind), or no cell finished.
+    CellsFailed
+        Some cells failed; results, summary and figures of the others are written.
     """
-    cfg = from_dict(read_raw(config), quick=quick)
+    cfg = from_dict(read_raw(config), quick=quick, force=force)
     cfg = get_study(cfg.study).prepare(cfg, device)
     out_dir = Path(out or cfg.output.dir)
     t0 = time.perf_counter()
-    df = run_sweep(cfg, out_dir, progress=progress, workers=workers or cfg.sweep.workers, scheduler=scheduler)
+    df = run_sweep(cfg, out_dir, progress=progress, workers=workers or cfg.sweep.workers, scheduler=scheduler,
+                   connect_timeout=connect_timeout)
     if df.empty:
         raise ValueError(f"no cell of the sweep finished; `tsim status {out_dir}` lists the reasons. Fix them "
                          "and run the same command again.")
     wall = time.perf_counter() - t0
-    return write_summary(out_dir, cfg, df, config_file=config if isinstance(config, str) else
-                         ("<dict>" if config is not None else "<embedded default>"), quick=quick,
-                         wall_time_s=wall, figure_paths=draw(df, cfg, out_dir))
+    summary = write_summary(out_dir, cfg, df, config_file=config if isinstance(config, str) else
+                            ("<dict>" if config is not None else "<embedded default>"), quick=quick,
+                            wall_time_s=wall, figure_paths=draw(df, cfg, out_dir))
+    failed, cells = _failed_cells(df, out_dir)
+    if failed:
+        raise CellsFailed(summary, failed, cells, out_dir)
+    return summary
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,6 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, help="local worker processes (default: sweep.workers)")
     r.add_argument("--dask", choices=["local"], help="run the cells on a Dask LocalCluster on this machine")
     r.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
+    r.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S, metavar="SECONDS",
+                   help=f"seconds --scheduler has to answer (default {CONNECT_TIMEOUT_S:g})")
+    r.add_argument("--force", action="store_true",
+                   help="run grids and cells above the size guards (cells, memory, work)")
     rep = sub.add_parser("report", help="render figures and a Markdown page comparing measured numbers "
                          "with the papers' claims and theory/ predictions")
     rep.add_argument("dirs", nargs="+", help="output folders of tsim run")
@@ -91,17 +130,41 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(exc: BaseException) -> str:
+    """The one line printed for an error that ends a command (no traceback)."""
+    if isinstance(exc, MemoryError):
+        return ("out of memory (" + (str(exc) or "an allocation failed") + "). Lower the sizes of the config "
+                "(student.m, train.n, sweep.pairs, model.width, grid axes) or use fewer --workers.")
+    if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+        from .sweep.store import os_reason
+
+        return f"{os_reason(exc)}. Check the path, its permissions and free space, or give another --out."
+    return " ".join(str(exc).split())
+
+
+def _run_command(args) -> None:
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("--workers", f"--workers must be >= 1; got {args.workers}. Use 1 or more.")
+    if args.dask and args.scheduler:
+        raise ConfigError("--scheduler", "give either --dask local or --scheduler ADDRESS, not both.")
+    if not args.connect_timeout > 0:
+        raise ConfigError("--connect-timeout", f"--connect-timeout must be > 0 seconds; got "
+                          f"{args.connect_timeout:g}. Use e.g. 20.")
+    try:
+        summary = run(args.config, args.out, args.quick, args.device, progress=not args.no_progress,
+                      workers=args.workers, scheduler=args.scheduler or args.dask, force=args.force,
+                      connect_timeout=args.connect_timeout)
+    except CellsFailed as exc:
+        print(json.dumps(exc.summary.get("measured", {}), indent=2, default=str))
+        raise
+    print(json.dumps(summary.get("measured", {}), indent=2, default=str))
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.cmd == "run":
-            if args.workers is not None and args.workers < 1:
-                raise ConfigError("--workers", f"--workers must be >= 1; got {args.workers}.")
-            if args.dask and args.scheduler:
-                raise ConfigError("--scheduler", "give either --dask local or --scheduler ADDRESS, not both.")
-            summary = run(args.config, args.out, args.quick, args.device, progress=not args.no_progress,
-                          workers=args.workers, scheduler=args.scheduler or args.dask)
-            print(json.dumps(summary.get("measured", {}), indent=2, default=str))
+            _run_command(args)
         elif args.cmd == "status":
             from .sweep.store import status_text
 
@@ -114,17 +177,15 @@ def main(argv=None) -> int:
             from .results.report import render
 
             print(render([Path(d) for d in args.dirs], Path(args.out) if args.out else None))
-    except (ConfigError, ValueError, OSError) as exc:
-        if os.environ.get("TSIM_DEBUG"):
-            raise
-        field = getattr(exc, "field", None)
-        print(f"tsim: error: {exc}" if field is None or str(exc).startswith(field) else f"tsim: error: {exc}",
-              file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("tsim: interrupted; finished cells are saved, run the same command again to resume.",
               file=sys.stderr)
         return 130
+    except (ConfigError, ValueError, OSError, MemoryError, WorkerDied) as exc:
+        if os.environ.get("TSIM_DEBUG"):
+            raise
+        print(f"tsim: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import as_float, as_generator, as_int, fail, finite_array, show
+
 
 @dataclass(frozen=True)
 class PowerLawFit:
@@ -41,8 +43,8 @@ class PowerLawFit:
     n_units: int
 
     def predict(self, m) -> np.ndarray:
-        """C m^-alpha."""
-        return self.C * np.asarray(m, dtype=np.float64) ** (-self.alpha)
+        """C m^-alpha for widths m (a number or an array of finite numbers)."""
+        return self.C * finite_array(m, "m") ** (-self.alpha)
 
     def to_dict(self) -> dict:
         """Plain numbers for summary.json."""
@@ -53,19 +55,27 @@ class PowerLawFit:
 
 def _table(m, values, pairs):
     """Widths (k,), values as a (k, U) table with nan for missing entries."""
-    m = np.asarray(m, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
+    m = finite_array(m, "m")
+    try:
+        v = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise fail("values", "an array of real numbers (NaN = missing)", show(values),
+                   "Pass a numeric array.", TypeError) from None
     if v.ndim == 2:
         if m.ndim != 1 or m.shape[0] != v.shape[0]:
-            raise ValueError(f"m must have shape ({v.shape[0]},) for a 2-d values table; got {m.shape}.")
+            raise fail("m", f"of shape ({v.shape[0]},), one width per row of the 2-d values table", f"shape {m.shape}",
+                       "Pass one width per row of values.")
         if pairs is not None:
-            raise ValueError("pairs must be None when values is a 2-d (width, pair) table.")
+            raise fail("pairs", "None when values is a 2-d (width, pair) table", show(pairs),
+                       "Drop pairs: the columns of the table are the pairs.")
         widths = np.unique(m)
         if widths.size != m.size:
-            raise ValueError("m must not repeat a width when values is a 2-d table.")
+            raise fail("m", "free of repeated widths when values is a 2-d table", show(m),
+                       "Merge the rows of one width.")
         return widths, v[np.argsort(m)]
     if v.ndim != 1 or m.shape != v.shape:
-        raise ValueError(f"m and values must have the same shape (n,); got {m.shape} and {v.shape}.")
+        raise fail("m and values", "1-d arrays of the same shape (n,)", f"shapes {m.shape} and {v.shape}",
+                   "Pass one width per value.")
     widths, wi = np.unique(m, return_inverse=True)
     if pairs is None:  # the k-th value at each width is unit k
         units = np.zeros(m.size, dtype=np.int64)
@@ -75,7 +85,8 @@ def _table(m, values, pairs):
     else:
         pairs = np.asarray(pairs)
         if pairs.shape != m.shape:
-            raise ValueError(f"pairs must have the shape of m {m.shape}; got {pairs.shape}.")
+            raise fail("pairs", f"of the shape of m {m.shape}", f"shape {pairs.shape}",
+                       "Pass one pair label per value.")
         _, units = np.unique(pairs, return_inverse=True)
     table = np.zeros((widths.size, units.max() + 1))
     count = np.zeros_like(table)
@@ -127,32 +138,32 @@ def fit_power_law(m, values, n_boot: int = 1000, pairs=None, level: float = 0.95
         together. Without it, the k-th value at each width forms unit k.
     level : float
         Confidence level in (0, 1).
-    rng, seed
-        Generator for the bootstrap (default ``np.random.default_rng(seed)``).
+    rng : numpy Generator or integer seed, optional
+        Draws the bootstrap; by default ``np.random.default_rng(seed)``.
+    seed : int >= 0
+        Used when ``rng`` is None.
 
     Returns
     -------
     PowerLawFit
     """
-    if int(n_boot) < 10:
-        raise ValueError(f"n_boot must be >= 10; got {n_boot}.")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level}.")
+    n_boot = as_int(n_boot, "n_boot", low=10, fix="Pass the number of bootstrap draws, e.g. 1000.")
+    level = as_float(level, "level", low=0, high=1, open_low=True, open_high=True, fix="Pass e.g. level=0.95.")
+    rng = as_generator(seed, "seed") if rng is None else as_generator(rng, "rng")
     widths, table = _table(m, values, pairs)
     if np.any(widths <= 0):
-        raise ValueError(f"m must be > 0 for a power-law fit; got {widths[widths <= 0]}.")
+        raise fail("m", "> 0 for a power-law fit", show(widths[widths <= 0]), "Drop the widths m <= 0.")
     fin = np.isfinite(table)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(fin, table, 0.0).sum(axis=1) / fin.sum(axis=1)
     use = np.isfinite(mean) & (mean > 0)
     if use.sum() < 2:
-        raise ValueError("values need a positive finite mean at >= 2 distinct widths m to fit a power law; "
-                         f"got {int(use.sum())}.")
+        raise ValueError("values must have a positive finite mean at >= 2 distinct widths m to fit a power law; "
+                         f"got {int(use.sum())}. Add widths, or check for diverged runs.")
     logm = np.log(widths)
     slope, icpt = _ols(logm[use], np.log(mean[use])[:, None])
-    rng = np.random.default_rng(seed) if rng is None else rng
     U = table.shape[1]
-    counts = rng.multinomial(U, np.full(U, 1.0 / U), size=int(n_boot)).T.astype(np.float64)  # (U, B)
+    counts = rng.multinomial(U, np.full(U, 1.0 / U), size=n_boot).T.astype(np.float64)  # (U, B)
     num = np.where(fin, table, 0.0) @ counts
     den = fin.astype(np.float64) @ counts
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -164,4 +175,4 @@ def fit_power_law(m, values, n_boot: int = 1000, pairs=None, level: float = 0.95
     ci = tuple(float(v) for v in np.percentile(-bslope[ok], q)) if ok.any() else (np.nan, np.nan)
     ci_C = tuple(float(v) for v in np.percentile(np.exp(bicpt[ok]), q)) if ok.any() else (np.nan, np.nan)
     return PowerLawFit(alpha=float(-slope[0]), C=float(np.exp(icpt[0])), ci=ci, ci_C=ci_C, level=level,
-                       n_boot=int(n_boot), m=widths[use], mean=mean[use], boot_alpha=-bslope, n_units=U)
+                       n_boot=n_boot, m=widths[use], mean=mean[use], boot_alpha=-bslope, n_units=U)

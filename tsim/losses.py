@@ -8,38 +8,51 @@ f* = sum_k a*_k relu(w*_k.x):
 
 For x uniform on S^{d-1}, x = g/|g| with g Gaussian and E|g|^2 = d, so by positive homogeneity
 every term, and the loss, is the Gaussian one divided by d.
+
+The loss is >= 0 and the weights of a :class:`TwoLayer` are finite, so a NaN can only come from
+float64 overflow (inf - inf, 0 * inf); every loss here reports such an overflow as +inf.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._kernels.arccos import _kernel_matrix, _loss_grad, _path_losses
+from .checks import as_bool, as_float, as_int, fail, finite_array
 from .data import check_inputs
-from .network import TwoLayer
+from .network import TwoLayer, check_net, check_same_d
 
 
 def input_scale(inputs: str, d: int) -> float:
     """1 for Gaussian inputs, 1/d for inputs uniform on the sphere."""
+    d = as_int(d, "d", low=1, fix="Pass the input dimension as a whole number.")
     return 1.0 if check_inputs(inputs) == "gaussian" else 1.0 / d
+
+
+def _overflow_to_inf(loss):
+    """NaN -> +inf (a loss that overflowed float64 is +inf; see the module docstring)."""
+    return np.where(np.isnan(loss), np.inf, loss)
 
 
 def kernel_matrix(U: np.ndarray, V: np.ndarray) -> np.ndarray:
     """Arc-cosine kernel matrix kappa(U_i, V_j), U (p, d), V (q, d) -> (p, q); zero rows give 0."""
-    U = np.ascontiguousarray(U, dtype=np.float64)
-    V = np.ascontiguousarray(V, dtype=np.float64)
-    if U.ndim != 2 or V.ndim != 2 or U.shape[1] != V.shape[1]:
-        raise ValueError(f"U and V must be (p, d) and (q, d); got {U.shape} and {V.shape}.")
+    U = np.ascontiguousarray(finite_array(U, "U", ndim=2))
+    V = np.ascontiguousarray(finite_array(V, "V", ndim=2))
+    if U.shape[1] != V.shape[1]:
+        raise fail("U and V", "(p, d) and (q, d) arrays with the same number of columns d",
+                   f"shapes {U.shape} and {V.shape}", "Pass vectors of one input dimension.")
     return _kernel_matrix(U, V)
 
 
 def teacher_energy(T: TwoLayer) -> float:
     """1/2 E[f*(x)^2] for Gaussian x = 1/2 a*^T K(W*, W*) a* (the loss of a zero student)."""
-    return 0.5 * float(T.a @ kernel_matrix(T.W, T.W) @ T.a) * T.c ** 2
+    check_net(T, "T")
+    return 0.5 * float(T.a @ _kernel_matrix(T.W, T.W) @ T.a) * T.c ** 2
 
 
-def _check_pair(S: TwoLayer, T: TwoLayer) -> None:
-    if S.d != T.d:
-        raise ValueError(f"student and teacher input dimensions differ: {S.d} vs {T.d}.")
+def _check_pair(S, T) -> None:
+    check_net(S, "S")
+    check_net(T, "T")
+    check_same_d(S, T, "S and T")
 
 
 def population_loss_grad(S: TwoLayer, T: TwoLayer, inputs: str = "gaussian"):
@@ -47,22 +60,26 @@ def population_loss_grad(S: TwoLayer, T: TwoLayer, inputs: str = "gaussian"):
 
     dL/dw_i = c^2 a_i sum_j a_j d1kappa(w_i, w_j) - c a_i sum_k a*_k d1kappa(w_i, w*_k),
     d1kappa(u, v) = ((pi - t) v + sin t |v| u/|u|) / (2 pi); a zero neuron gets gradient 0.
+    A loss that overflows float64 is returned as +inf (the gradient is then not meaningful).
     """
     _check_pair(S, T)
     scale = input_scale(inputs, S.d)
     gW = np.empty((S.m, S.d))
     ga = np.empty(S.m)
     loss = _loss_grad(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, teacher_energy(T), scale, True, gW, ga)
-    return float(loss), gW, ga
+    return float(_overflow_to_inf(loss)), gW, ga
 
 
 def population_loss(S: TwoLayer, T: TwoLayer, inputs: str = "gaussian") -> float:
-    """Exact L = 1/2 E_x[(f(x) - f*(x))^2] for 'gaussian' or 'sphere' inputs (float)."""
+    """Exact L = 1/2 E_x[(f(x) - f*(x))^2] for 'gaussian' or 'sphere' inputs (float).
+
+    A loss that overflows float64 (e.g. weights of order 1e200) is +inf, never NaN.
+    """
     _check_pair(S, T)
     scale = input_scale(inputs, S.d)
     dummy = np.empty((1, 1))
-    return float(_loss_grad(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, teacher_energy(T), scale, False,
-                            dummy, np.empty(1)))
+    return float(_overflow_to_inf(_loss_grad(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, teacher_energy(T), scale,
+                                             False, dummy, np.empty(1))))
 
 
 def population_grad(S: TwoLayer, T: TwoLayer, inputs: str = "gaussian"):
@@ -72,22 +89,31 @@ def population_grad(S: TwoLayer, T: TwoLayer, inputs: str = "gaussian"):
 
 
 def path_losses(A: TwoLayer, B: TwoLayer, T: TwoLayer, ts: np.ndarray, inputs: str = "gaussian") -> np.ndarray:
-    """Population loss at (1 - t) A + t B for each t, shape (len(ts),); parallel over t."""
-    _check_pair(A, T)
-    if A.W.shape != B.W.shape:
-        raise ValueError(f"A and B must have the same shape; got {A.W.shape} and {B.W.shape}.")
-    ts = np.ascontiguousarray(ts, dtype=np.float64)
-    return _path_losses(A.W, A.a, A.c, B.W, B.a, B.c, ts, T.W * 1.0, T.a * T.c, teacher_energy(T),
-                        input_scale(inputs, A.d))
+    """Population loss at (1 - t) A + t B for each finite t, shape (len(ts),); parallel over t.
+
+    A loss that overflows float64 is +inf.
+    """
+    check_net(A, "A")
+    check_net(B, "B")
+    check_net(T, "T")
+    check_same_d(A, B, "A and B")
+    check_same_d(A, T, "A and T")
+    if A.m != B.m:
+        raise fail("A and B", "of the same width m", f"m={A.m} and m={B.m}",
+                   "Pad the narrower net first (TwoLayer.pad).")
+    ts = np.ascontiguousarray(finite_array(ts, "ts", ndim=1))
+    scale = input_scale(inputs, A.d)
+    return _overflow_to_inf(_path_losses(A.W, A.a, A.c, B.W, B.a, B.c, ts, T.W * 1.0, T.a * T.c,
+                                         teacher_energy(T), scale))
 
 
 def empirical_loss(S: TwoLayer, X: np.ndarray, y: np.ndarray) -> float:
-    """1/(2n) sum_p (f(x_p) - y_p)^2 for X (n, d), y (n,)."""
-    y = np.asarray(y, dtype=np.float64)
-    if y.ndim != 1 or y.shape[0] != np.shape(X)[0]:
-        raise ValueError(f"y must have shape ({np.shape(X)[0]},); got {y.shape}.")
-    r = S.forward(X) - y
-    return 0.5 * float(np.mean(r * r))
+    """1/(2n) sum_p (f(x_p) - y_p)^2 for finite X (n, d), y (n,); +inf if it overflows float64."""
+    check_net(S, "S")
+    f = S.forward(X)  # checks X: finite, (n, d)
+    r = f - finite_array(y, "y", shape=(f.shape[0],))
+    loss = 0.5 * float(np.mean(r * r))
+    return np.inf if np.isnan(loss) else loss
 
 
 def hessian_max_eig(S: TwoLayer, T: TwoLayer, inputs: str = "gaussian", train_a: bool = False,
@@ -98,9 +124,14 @@ def hessian_max_eig(S: TwoLayer, T: TwoLayer, inputs: str = "gaussian", train_a:
     Hv ~ (g(theta + eps v) - g(theta - eps v)) / (2 eps), fed to Lanczos (scipy eigsh).
     Parameters are W (and a if train_a). Zero neurons are a non-smooth point of L; call this
     away from them (e.g. at the initialisation). GD on a quadratic is stable iff lr < 2/lambda_max.
+    ``eps`` is the relative finite-difference step (> 0).
     """
     from scipy.sparse.linalg import LinearOperator, eigsh
 
+    _check_pair(S, T)
+    check_inputs(inputs)
+    train_a = as_bool(train_a, "train_a")
+    eps = as_float(eps, "eps", low=0, open_low=True, fix="Pass a small step such as 1e-6.")
     m, d = S.m, S.d
     nW = m * d
     n = nW + (m if train_a else 0)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .checks import as_float, as_generators, as_int, fail, finite_array, show
+from .checks import as_float, as_generator, as_generators, as_int, fail, finite_array, show
 
 
 def check_net(net, name: str = "S") -> "TwoLayer":
@@ -69,10 +69,11 @@ class TwoLayer:
         return self.W.shape[1]
 
     def forward(self, X: np.ndarray) -> np.ndarray:
-        """Outputs f(X) for X of shape (n, d) -> (n,)."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.d:
-            raise ValueError(f"X must have shape (n, {self.d}); got {X.shape}.")
+        """Outputs f(X) for finite X of shape (n, d) -> (n,)."""
+        X = finite_array(X, "X", ndim=2)
+        if X.shape[1] != self.d:
+            raise fail("X", f"of shape (n, {self.d}) (d = the network's input dimension)", f"shape {X.shape}",
+                       "Pass samples with as many columns as the network has inputs.")
         return self.c * (np.maximum(X @ self.W.T, 0.0) @ self.a)
 
     def permute(self, perm) -> "TwoLayer":
@@ -81,17 +82,19 @@ class TwoLayer:
         return TwoLayer(self.W[perm], self.a[perm], self.c)
 
     def interpolate(self, other: "TwoLayer", t: float) -> "TwoLayer":
-        """(1 - t) self + t other, parameter-wise (W, a and c)."""
-        if other.W.shape != self.W.shape:
-            raise ValueError(f"cannot interpolate shapes {self.W.shape} and {other.W.shape}; "
-                             "pad the narrower net first (TwoLayer.pad).")
+        """(1 - t) self + t other, parameter-wise (W, a and c); t a finite number (any, not only [0, 1])."""
+        check_net(other, "other")
+        check_same_d(self, other, "self and other")
+        if other.m != self.m:
+            raise fail("other", f"of the same width m={self.m} as self", f"m={other.m}",
+                       "Pad the narrower net first (TwoLayer.pad).")
+        t = as_float(t, "t")
         return TwoLayer((1 - t) * self.W + t * other.W, (1 - t) * self.a + t * other.a,
                         (1 - t) * self.c + t * other.c)
 
     def pad(self, m: int) -> "TwoLayer":
-        """The same function with zero neurons appended up to width m."""
-        if m < self.m:
-            raise ValueError(f"pad width m={m} is below the current width {self.m}.")
+        """The same function with zero neurons appended up to width m (>= the current width)."""
+        m = as_int(m, "m", low=self.m, fix=f"Pad to a width at least the current one, {self.m}.")
         W = np.zeros((m, self.d))
         a = np.zeros(m)
         W[: self.m] = self.W
@@ -99,32 +102,49 @@ class TwoLayer:
         return TwoLayer(W, a, self.c)
 
     @classmethod
-    def init(cls, m: int, d: int, rng: np.random.Generator, sigma0: float = 1.0, a0: float = 1.0,
-             c: float = 1.0) -> "TwoLayer":
-        """Random init w_j ~ N(0, sigma0^2 I / d), a_j = a0."""
-        W, a = init_ensemble(1, m, d, [rng], sigma0, a0)
+    def init(cls, m: int, d: int, rng, sigma0: float = 1.0, a0: float = 1.0, c: float = 1.0) -> "TwoLayer":
+        """Random init w_j ~ N(0, sigma0^2 I / d), a_j = a0.
+
+        ``rng`` is a numpy Generator or an integer seed; see :func:`init_ensemble`.
+        """
+        W, a = init_ensemble(1, m, d, [as_generator(rng, "rng")], sigma0, a0)
         return cls(W[0], a[0], c)
 
 
 def init_ensemble(E: int, m: int, d: int, rngs, sigma0: float = 1.0, a0: float = 1.0):
     """E independent inits, W (E, m, d) with w_j ~ N(0, sigma0^2 I/d), a (E, m) = a0.
 
-    ``rngs`` is a sequence of E numpy Generators (one per student, so that a student's init
-    depends only on its own seed).
+    Parameters
+    ----------
+    E, m, d : int >= 1
+        Students, width, input dimension.
+    rngs : sequence of E numpy Generators or integer seeds
+        One per student, so that a student's init depends only on its own seed (a single
+        Generator or seed is accepted for E = 1). Student e draws ``rngs[e].standard_normal((m, d))``.
+    sigma0 : float > 0
+    a0 : float
+        The initial output weight of every neuron.
     """
-    if m < 1 or d < 1:
-        raise ValueError(f"m and d must be >= 1; got m={m}, d={d}.")
-    if sigma0 <= 0:
-        raise ValueError(f"sigma0 must be > 0; got {sigma0}.")
-    W = np.stack([r.standard_normal((m, d)) * (sigma0 / np.sqrt(d)) for r in rngs])
-    a = np.full((E, m), float(a0))
+    E = as_int(E, "E", low=1, fix="Pass the number of students as a whole number.")
+    m = as_int(m, "m", low=1, fix="Pass the width as a whole number of neurons.")
+    d = as_int(d, "d", low=1, fix="Pass the input dimension as a whole number.")
+    gens = as_generators(rngs, E)
+    sigma0 = as_float(sigma0, "sigma0", low=0, open_low=True)
+    a0 = as_float(a0, "a0")
+    W = np.stack([r.standard_normal((m, d)) * (sigma0 / np.sqrt(d)) for r in gens])
+    a = np.full((E, m), a0)
     return np.ascontiguousarray(W), a
 
 
 def check_perm(perm, m: int) -> np.ndarray:
-    """Validate a permutation of range(m); return it as an int64 array."""
-    perm = np.asarray(perm)
-    if perm.shape != (m,) or not np.issubdtype(perm.dtype, np.integer) \
-            or not np.array_equal(np.sort(perm), np.arange(m)):
-        raise ValueError(f"perm must be a permutation of range({m}); got {perm!r}.")
-    return perm.astype(np.int64)
+    """Validate a permutation of range(m) (an integer array); return it as an int64 array."""
+    m = as_int(m, "m", low=0)
+    rule, fix = f"a permutation of range({m})", f"Pass an integer array holding each of 0..{m - 1} once."
+    try:
+        arr = np.asarray(perm)
+    except ValueError:  # ragged
+        raise fail("perm", rule, show(perm), fix) from None
+    if arr.shape != (m,) or not np.issubdtype(arr.dtype, np.integer) \
+            or not np.array_equal(np.sort(arr), np.arange(m)):
+        raise fail("perm", rule, show(arr), fix)
+    return arr.astype(np.int64)

@@ -3,18 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import TwoLayer
+from .checks import as_float
+from .network import TwoLayer, check_net
 
 
 def neuron_magnitudes(S: TwoLayer) -> np.ndarray:
     """s_j = |c a_j| |w_j|, shape (m,): the size of neuron j's contribution (ReLU is 1-homogeneous)."""
+    check_net(S, "S")
     return np.abs(S.c * S.a) * np.linalg.norm(S.W, axis=1)
 
 
 def sparse_fraction(S: TwoLayer, rel: float = 1e-3) -> float:
     """Fraction of neurons with s_j < rel * max_k s_k (1.0 for the zero network)."""
-    if not 0 <= rel < 1:
-        raise ValueError(f"rel must be in [0, 1); got {rel}.")
+    rel = as_float(rel, "rel", low=0, high=1, open_high=True, fix="Pass a relative threshold such as 1e-3.")
     s = neuron_magnitudes(S)
     top = s.max()
     if top == 0:

@@ -11,6 +11,9 @@ perm[i] of B. Methods (:data:`METHODS`, the one list of names every study and co
 - ``"ste"``: straight-through estimator on the exact midpoint loss (:mod:`tsim.alignment.ste`).
 - ``"optimal"``: the barrier-optimal permutation by exhaustive search, small m only
   (:mod:`tsim.alignment.exhaustive`).
+- ``"barrier"``: barrier-aware matching, any m: exact on teacher-aligned nets, else a local
+  search on the barrier from WM; never worse than WM on the same t-grid
+  (:mod:`tsim.alignment.barrier_aware`).
 
 Networks of different widths are first padded with zero neurons (functions unchanged) to the
 larger width; ``AlignResult.padded`` says so and ``m_a``, ``m_b`` keep the original widths.
@@ -24,6 +27,7 @@ import numpy as np
 from ..match import assignment_ties, round_ties, solve_assignment, weight_scores
 from ..network import TwoLayer, check_perm
 from .activation import activation_correlation
+from .barrier_aware import barrier_aware_matching
 from .exhaustive import barrier_optimal_perm
 from .ste import ste_matching
 
@@ -43,7 +47,7 @@ class AlignResult:
                                         weight-matching score at the returned perm)
     score : float                       the assignment objective (weight: sum <z_i, z_perm(i)>;
                                         activation: sum of correlations; ste: best midpoint loss;
-                                        optimal: the barrier)
+                                        optimal, barrier: the barrier)
     A, B : TwoLayer                     padded A and padded, permuted B (ready to interpolate)
     info : dict                         method details (ste: steps, loss curve end; ...)
     """
@@ -104,8 +108,15 @@ def _optimal(A, B, S_wm, o):
     return np.asarray(perm, dtype=np.int64), S_wm, float(value), {}
 
 
+def _barrier(A, B, S_wm, o):
+    if o["T"] is None:
+        raise ValueError("method='barrier' minimises the population barrier; give the teacher T.")
+    perm, value, info = barrier_aware_matching(A, B, o["T"], inputs=o["inputs"], grid=o["grid"], S_wm=S_wm)
+    return perm, S_wm, value, info
+
+
 #: method name -> implementation; the one vocabulary of alignment methods (configs, studies, deep).
-METHODS = {"weight": _weight, "activation": _activation, "ste": _ste, "optimal": _optimal}
+METHODS = {"weight": _weight, "activation": _activation, "ste": _ste, "optimal": _optimal, "barrier": _barrier}
 
 
 def align(A: TwoLayer, B: TwoLayer, method: str = "weight", *, T: TwoLayer | None = None,
@@ -117,13 +128,14 @@ def align(A: TwoLayer, B: TwoLayer, method: str = "weight", *, T: TwoLayer | Non
     Parameters
     ----------
     A, B : TwoLayer           widths m_a, m_b (same d); the result has width m = max(m_a, m_b)
-    method : str              "weight" | "activation" | "ste" | "optimal"
-    T : TwoLayer              teacher (needed by "ste" and "optimal": both use the population loss)
+    method : str              "weight" | "activation" | "ste" | "optimal" | "barrier"
+    T : TwoLayer              teacher (needed by "ste", "optimal" and "barrier": they use the population loss)
     X, n, rng, batch          activation matching: a sample X (n, d), or n fresh inputs from rng,
                               streamed in batches; neither = exact Gaussian moments
     inputs : str              "gaussian" or "sphere" (population loss and fresh samples)
     ste_steps, ste_lr, ste_noise   STE iterations, Adam step and init noise (see ste_matching)
-    grid, max_m               "optimal": t-grid of the barrier and the largest m brute-forced
+    grid, max_m               "optimal": t-grid of the barrier and the largest m brute-forced;
+                              "barrier": its t-grid (budget: call barrier_aware_matching directly)
 
     Returns
     -------

@@ -138,13 +138,17 @@ class IntTuple:
         return [0, -1]
 
 
+def _plain(v: Any) -> Any:
+    return [_plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+
 def as_dict(cfg, sections) -> dict:
     """Plain nested dict of a sectioned config (``study``, one table per section, axes as lists), for
     summary.json and cell keys."""
     out = {"study": cfg.study}
     for name in sections:
-        out[name] = {k: (list(v) if isinstance(v, tuple) else v)
-                     for k, v in dataclasses.asdict(getattr(cfg, name)).items()}
+        sec = getattr(cfg, name)  # flat sections of scalars and tuples: no deep copy needed
+        out[name] = {f.name: _plain(getattr(sec, f.name)) for f in dataclasses.fields(sec)}
     for key, values in cfg.axes:
         sec, fld = key.split(".")
         out[sec][fld] = list(values)

@@ -59,7 +59,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """SGD (momentum) or Adam on cross-entropy, ``epochs`` passes, cosine or constant lr."""
+    """SGD (momentum) or Adam on cross-entropy, ``epochs`` passes, cosine or constant lr.
+
+    ``amp`` autocasts the training forward pass to ``amp_dtype`` on cuda (ignored on cpu: each row
+    records the effective ``amp_used``); measurement never autocasts (see :class:`RunConfig`).
+    """
 
     optimizer: str = rule(Choice(("sgd", "adam")), "sgd", "use 'sgd' or 'adam'")
     lr: float = rule(Interval(float, 0.0, open_low=True, example=0.05), 0.05,
@@ -69,8 +73,11 @@ class TrainConfig:
     epochs: int = rule(Interval(int, 1, example=5), 5, "use a positive number of epochs")
     batch: int = rule(Interval(int, 1, example=128), 128, "use a positive minibatch size")
     schedule: str = rule(Choice(("constant", "cosine")), "cosine", "use 'constant' or 'cosine'")
-    amp: bool = rule(Choice((False, True)), False, "true enables bfloat16 autocast on cuda (ignored on cpu)",
+    amp: bool = rule(Choice((False, True)), False,
+                     "true enables autocast (train.amp_dtype) for training on cuda (ignored on cpu)",
                      sweepable=False)
+    amp_dtype: str = rule(Choice(("bfloat16", "float16")), "bfloat16",
+                          "use 'bfloat16' or 'float16' (float16 adds loss scaling)", sweepable=False)
 
 
 #: "naive" (no alignment) and the methods of :data:`tsim.alignment.METHODS` that deep nets implement
@@ -107,14 +114,28 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Where to compute: ``auto`` picks cuda when available."""
+    """Where and how to compute.
+
+    ``device``: ``auto`` picks cuda when available; it is resolved before cells are keyed, so a cpu
+    and a cuda run never share a cell. ``tf32`` (default false) lets cuBLAS matmuls and cuDNN
+    convolutions use TF32 during *training* on cuda. Measurement (test loss and error, BatchNorm
+    reset, barriers, activation statistics) always runs in float32 with autocast disabled and
+    TF32 off, whatever ``tf32`` and ``train.amp`` say. ``deterministic`` (default true) calls
+    ``torch.use_deterministic_algorithms(True)``: an op without a deterministic implementation is
+    an error (the cell fails with the op's name), not a warning; with cuda,
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` is set before any CUDA work (unless already set).
+    """
 
     device: str = rule(Choice(("cpu", "cuda", "auto")), "auto", "use 'cpu', 'cuda' or 'auto'",
                        sweepable=False)
     threads: int = rule(Interval(int, 0, example=2), 0, "use 0 (torch default) or a thread count",
                         sweepable=False)
     deterministic: bool = rule(Choice((False, True)), True,
-                               "true calls torch.use_deterministic_algorithms", sweepable=False)
+                               "true calls torch.use_deterministic_algorithms(True): a nondeterministic op "
+                               "is an error", sweepable=False)
+    tf32: bool = rule(Choice((False, True)), False,
+                      "true allows TF32 matmuls/convolutions for training on cuda; measurement is always "
+                      "float32 with TF32 off", sweepable=False)
 
 
 DEEP_PLOTS = tuple(FIGURES)

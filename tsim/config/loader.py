@@ -11,12 +11,23 @@ Any scalar field may instead hold a sweep axis; the grid is the product of all a
 - ``{logspace = [lo, hi, n]}``: n values 10**lo .. 10**hi;
 - ``{geomspace = [lo, hi, n]}``: n values lo .. hi, geometric (rounded for int fields);
 - ``{linspace = [lo, hi, n]}``;
-- ``{range = [lo, hi]}`` or ``{range = [lo, hi, step]}``: integers lo .. hi inclusive.
+- ``{range = [lo, hi]}`` or ``{range = [lo, hi, step]}``: integers lo .. hi inclusive (whole numbers only,
+  lo <= hi).
 
 Every error is a :class:`tsim.errors.ConfigError` naming the field, the rule, the value and the fix.
+
+Size guards (:func:`check_grid`, :func:`check_cell_size`), before anything is allocated: a grid of more
+than :data:`MAX_CELLS` cells (counted from the axes' lengths, no cell built), an axis of more values,
+or a cell whose estimated memory exceeds this machine's or whose estimated work exceeds
+:data:`MAX_WORK` multiply-adds is refused with its estimated size, unless ``force`` (``tsim run
+--force``). Integers must fit in 64 bits whatever ``force`` says (the kernels count in int64).
 """
 from __future__ import annotations
 
+import itertools
+import math
+import os
+import stat
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -28,7 +39,7 @@ from ..errors import ConfigError
 from ..studies import STUDIES
 from . import deep as deep_sections
 from .constraints import Interval
-from ..sweep.grid import grid, resolve
+from ..sweep.grid import grid_size, points, resolve
 from .sections import SECTIONS, Config
 
 #: study kind -> (its sections, its config class, its cross-field check)
@@ -41,43 +52,95 @@ def _fail(key: str, rule_, value, fix: str) -> ConfigError:
                        if fix else f"{key} must be {rule_.describe()}; got {value!r}.")
 
 
-def _expand_axis(key: str, spec: Any, rule_) -> list:
+#: most cells a grid may have (and values an axis may have) without --force
+MAX_CELLS = 100_000
+#: bytes a grid cell costs before it runs: its resolved config in memory and its row in the store
+CELL_BYTES = 3_000
+#: most multiply-adds one cell may need without --force (about a day at 1e9 per second)
+MAX_WORK = 1e14
+#: integers must fit in int64 (the Numba kernels and SQLite count in 64 bits)
+INT_LIMIT = 2 ** 63
+_FORMS = ("logspace", "geomspace", "linspace", "range")
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+
+
+def _axis_length(key: str, how: str, args: list, force: bool) -> int:
+    """Number of values of an axis spec, computed before any value is made; refused above MAX_CELLS."""
+    if how == "range":
+        if len(args) not in (2, 3):
+            raise ConfigError(key, f"{key} = {{range = [lo, hi(, step)]}} takes 2 or 3 numbers; got {args!r}.")
+        if not all(_whole(v) for v in args):
+            raise ConfigError(key, f"{key} = {{range = [lo, hi(, step)]}} must hold whole numbers; got {args!r}. "
+                              f"Use {{linspace = [lo, hi, n]}} for fractional values.")
+        lo, hi, step = int(args[0]), int(args[1]), int(args[2]) if len(args) == 3 else 1
+        if step < 1:
+            raise ConfigError(key, f"{key}: the range step must be >= 1; got {step}.")
+        if hi < lo:
+            raise ConfigError(key, f"{key} = {{range = [lo, hi]}} must have lo <= hi; got {args!r}, an empty "
+                              f"range. Swap the ends: {{range = [{hi}, {lo}]}}.")
+        n = (hi - lo) // step + 1
+    else:
+        if len(args) != 3 or not _whole(args[2]) or int(args[2]) < 1:
+            raise ConfigError(key, f"{key} = {{{how} = [lo, hi, n]}} takes 3 numbers with a whole n >= 1; "
+                              f"got {args!r}.")
+        n = int(args[2])
+    if n > MAX_CELLS and not force:
+        raise ConfigError(key, f"{key} must have at most {MAX_CELLS:,} values; got {n:,} from {{{how} = {args!r}}}, "
+                          f"about {_bytes(n * CELL_BYTES)} of grid cells. Use fewer values, or pass --force to "
+                          "run it anyway.")
+    return n
+
+
+def _expand_axis(key: str, spec: Any, rule_, force: bool = False) -> list:
     """Turn a sweep spec (list or {logspace|geomspace|linspace|range = [...]}) into values."""
     if isinstance(spec, list):
         if not spec:
             raise ConfigError(key, f"{key} is an empty list; give at least one value.")
         return spec
     (how, args), = spec.items() if len(spec) == 1 else (("?", None),)
-    forms = ("logspace", "geomspace", "linspace", "range")
-    if how not in forms or not isinstance(args, list) or not all(
+    if how not in _FORMS or not isinstance(args, list) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in args):
-        raise ConfigError(key, f"{key} must be a value, a list, or one of {{{' | '.join(forms)} = [lo, hi, n]}}; "
+        raise ConfigError(key, f"{key} must be a value, a list, or one of {{{' | '.join(_FORMS)} = [lo, hi, n]}}; "
                           f"got {spec!r}. Write e.g. {key.split('.')[1]} = {{logspace = [-3, 0, 7]}}.")
+    if not all(math.isfinite(v) for v in args):
+        raise ConfigError(key, f"{key} = {{{how} = [...]}} must hold finite numbers; got {args!r}. Use finite ends.")
+    n = _axis_length(key, how, args, force)
     if how == "range":
-        if len(args) not in (2, 3):
-            raise ConfigError(key, f"{key} = {{range = [lo, hi(, step)]}} takes 2 or 3 numbers; got {args!r}.")
         step = int(args[2]) if len(args) == 3 else 1
-        if step < 1:
-            raise ConfigError(key, f"{key}: the range step must be >= 1; got {step}.")
         return list(range(int(args[0]), int(args[1]) + 1, step))
-    if len(args) != 3 or int(args[2]) < 1:
-        raise ConfigError(key, f"{key} = {{{how} = [lo, hi, n]}} takes 3 numbers with n >= 1; got {args!r}.")
-    lo, hi, n = float(args[0]), float(args[1]), int(args[2])
-    if how == "logspace":
-        vals = np.logspace(lo, hi, n)
-    elif how == "geomspace":
-        if lo <= 0 or hi <= 0:
-            raise ConfigError(key, f"{key} = {{geomspace = ...}} needs positive ends; got {args!r}.")
-        vals = np.geomspace(lo, hi, n)
-    else:
-        vals = np.linspace(lo, hi, n)
+    lo, hi = float(args[0]), float(args[1])
+    if how == "geomspace" and (lo <= 0 or hi <= 0):
+        raise ConfigError(key, f"{key} = {{geomspace = ...}} needs positive ends; got {args!r}.")
+    with np.errstate(all="ignore"):  # 10**400 becomes inf, which the field's rule then names
+        vals = {"logspace": np.logspace, "geomspace": np.geomspace, "linspace": np.linspace}[how](lo, hi, n)
     if isinstance(rule_, Interval) and rule_.kind is int:
+        if not np.all(np.isfinite(vals)):
+            raise ConfigError(key, f"{key} = {{{how} = {args!r}}} must give finite values; got {vals.tolist()[:3]}. "
+                              "Use smaller ends.")
         return sorted(set(int(round(v)) for v in vals))
     return [float(v) for v in vals]
 
 
-def parse_section(name: str, cls: type, raw: Any, axes: list) -> Any:
-    """Validate table ``[name]`` into dataclass ``cls``; sweep axes are appended to ``axes``."""
+def _check_value(dotted: str, rule_, value, fix: str):
+    """One value of a field through its rule; integers must also fit in 64 bits."""
+    try:
+        v = rule_.check(value)
+    except (ValueError, OverflowError):
+        raise _fail(dotted, rule_, value, fix) from None
+    if isinstance(v, int) and not isinstance(v, bool) and not -INT_LIMIT <= v < INT_LIMIT:
+        raise ConfigError(dotted, f"{dotted} must be an integer below 2**63 (about 9.2e18: the kernels count in "
+                          f"64 bits); got {value!r}. {fix[0].upper() + fix[1:] if fix else 'Use a smaller value'}.")
+    return v
+
+
+def parse_section(name: str, cls: type, raw: Any, axes: list, force: bool = False) -> Any:
+    """Validate table ``[name]`` into dataclass ``cls``; sweep axes are appended to ``axes``.
+
+    ``force`` lifts the limit on the number of values of an axis (:data:`MAX_CELLS`).
+    """
     if not isinstance(raw, dict):
         raise ConfigError(name, f"[{name}] must be a table of keys; got {raw!r}.")
     known = {f.name: f for f in fields(cls)}
@@ -94,20 +157,12 @@ def parse_section(name: str, cls: type, raw: Any, axes: list) -> Any:
             if not f.metadata["sweepable"]:
                 raise ConfigError(dotted, f"{dotted} cannot be swept; give one value such as "
                                   f"{rule_.example if isinstance(rule_, Interval) else f.default!r}.")
-            seq = _expand_axis(dotted, value, rule_)
-            checked = []
-            for v in seq:
-                try:
-                    checked.append(rule_.check(v))
-                except ValueError:
-                    raise _fail(dotted, rule_, v, fix) from None
+            seq = _expand_axis(dotted, value, rule_, force)
+            checked = [_check_value(dotted, rule_, v, fix) for v in seq]
             axes.append((dotted, tuple(checked)))
             values[key] = checked[0]
         else:
-            try:
-                values[key] = rule_.check(value)
-            except ValueError:
-                raise _fail(dotted, rule_, value, fix) from None
+            values[key] = _check_value(dotted, rule_, value, fix)
     return cls(**values)
 
 
@@ -123,7 +178,7 @@ def _is_axis_spec(v: dict) -> bool:
     return len(v) == 1 and next(iter(v)) in ("logspace", "geomspace", "linspace", "range")
 
 
-def parse_sections(raw: dict, sections: dict, quick: bool) -> tuple[dict, tuple]:
+def parse_sections(raw: dict, sections: dict, quick: bool, force: bool = False) -> tuple[dict, tuple]:
     """Validate every section of a raw config (``study`` removed), with ``[quick]`` merged in when
     ``quick``; the ``[quick]`` overrides are validated either way, so a bad one fails at once.
 
@@ -146,7 +201,8 @@ def parse_sections(raw: dict, sections: dict, quick: bool) -> tuple[dict, tuple]
     for use_quick, table in ((False, raw), (True, merged)):
         axes: list = []
         try:
-            parts = {name: parse_section(name, cls, table.get(name, {}), axes) for name, cls in sections.items()}
+            parts = {name: parse_section(name, cls, table.get(name, {}), axes, force)
+                     for name, cls in sections.items()}
         except ConfigError as exc:
             if use_quick and not quick:
                 raise ConfigError(f"quick.{exc.field}", f"[quick]: {exc}") from None
@@ -165,22 +221,153 @@ def study_of(raw: Any) -> str:
     return study
 
 
-def from_dict(raw: dict, quick: bool = False):
+def from_dict(raw: dict, quick: bool = False, force: bool = False):
     """Validate a nested dict (as read from TOML) into the config of its study's kind
     (:class:`~tsim.config.sections.Config` or :class:`~tsim.config.deep.DeepConfig`).
+
+    Parameters
+    ----------
+    raw : dict
+        The config as read from TOML.
+    quick : bool
+        Apply the ``[quick]`` overrides (validated either way).
+    force : bool
+        Run grids and cells above the size guards (:data:`MAX_CELLS`, memory, :data:`MAX_WORK`).
 
     Raises
     ------
     ConfigError
-        Naming the first bad field, the rule, the value and the fix.
+        Naming the first bad field, the rule, the value and the fix; for a grid or cell above the size
+        guards, its estimated size.
     """
     study = study_of(raw)
     sections, cls = KINDS[STUDIES[study].kind]
-    parts, axes = parse_sections(raw, sections, quick)
+    parts, axes = parse_sections(raw, sections, quick, force)
     cfg = cls(study=study, axes=axes, **parts)
-    for cell in [cfg] + ([resolve(cfg, p) for p in grid(cfg)] if axes else []):
+    check_grid(cfg, force)
+    limits = (_ram_bytes(), MAX_WORK)
+    for cell in itertools.chain([cfg], (resolve(cfg, p) for p in points(cfg)) if axes else ()):
         check_cross(cell)
+        if not force:
+            check_cell_size(cell, *limits)
     return cfg
+
+
+# --------------------------------------------------------------------------- size guards
+def _bytes(n: float) -> str:
+    """A byte count in words: 512 B, 3 KiB, ..., 1.2 PiB, 2.5e+06 EiB (any size, no overflow)."""
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if n < 1024 or unit == "EiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"  # pragma: no cover
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
+
+
+def _ram_bytes() -> float | None:
+    """Physical memory of this machine, or None where the OS does not say."""
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE")) * float(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def check_grid(cfg, force: bool = False) -> int:
+    """The number of cells of ``cfg``'s grid, counted from the axes' lengths (no cell is built).
+
+    Raises
+    ------
+    ConfigError
+        More than :data:`MAX_CELLS` cells and not ``force``; the message gives the axes and the
+        estimated size of the cells.
+    """
+    n = grid_size(cfg)
+    if n > MAX_CELLS and not force:
+        longest = max(cfg.axes, key=lambda a: len(a[1]))[0]
+        shape = " x ".join(f"{k} {len(v):,}" for k, v in cfg.axes)
+        raise ConfigError(longest, f"the grid must have at most {MAX_CELLS:,} cells; got {n:,} ({shape}), about "
+                          f"{_bytes(n * CELL_BYTES)} of cell configs to build and store. Use fewer values per "
+                          "axis or split the sweep into several configs, or pass --force to run it anyway.")
+    return n
+
+
+def _two_layer_size(cfg) -> tuple[dict, dict, str]:
+    """Estimated bytes and multiply-adds of one resolved two-layer cell, by the field that drives each
+    term, and a description of the cell. Upper estimates from the trainers' and measures' arrays."""
+    t, s, tr, al = cfg.teacher, cfg.student, cfg.train, cfg.align
+    m, d, M, pairs = s.m, t.d, t.M, cfg.sweep.pairs
+    k = al.k if cfg.study == "multi" else 2
+    E = k * pairs  # students trained together
+    ck = {"trajectory": al.checkpoints, "pruning": al.prune_levels + 1}.get(cfg.study, 0)
+    sampled = tr.method != "population"
+    per_step = m * (m + M) * d if not sampled else 2 * (tr.n if tr.method == "gd" else tr.batch) * m * d
+    memory = {
+        "student.m": 8 * (E * m * d * (16 + ck) + 4 * m * m + (al.n_act * (d + m) if al.n_act else 0)),
+        "train.steps": 8 * E * (tr.steps // tr.record_every + 2),
+        "train.n": 8 * 2 * E * tr.n * (d + 1 + min(tr.n, 4096) * m / max(tr.n, 1)) if sampled else 0,
+        "train.n_test": 8 * 2 * tr.n_test * (d + m + 1),
+    }
+    work = {
+        "train.steps": float(tr.steps) * E * per_step,
+        "student.m": float(pairs) * (m ** 3 + cfg.sweep.grid * m * (m + M) * d
+                                     + (al.ste_steps * m * (m + M) * d if cfg.study == "methods" else 0)),
+        "train.n_test": float(E) * tr.n_test * m * d,
+    }
+    what = (f"student.m = {m}, teacher.d = {d}, teacher.M = {M}, train.steps = {tr.steps}, {E} students"
+            + (f", train.n = {tr.n}" if sampled else ""))
+    return memory, work, what
+
+
+def _deep_size(cfg) -> tuple[dict, dict, str]:
+    """Estimated bytes of one resolved deep cell (parameters, optimiser state, data, activations)."""
+    from ..deep.mnist import input_shape
+
+    mo, da, tr = cfg.model, cfg.data, cfg.train
+    shape = input_shape(da.dataset, da.shape)
+    inputs = math.prod(shape)
+    h = max(1, round((mo.base or (128 if mo.arch == "mlp" else 16)) * mo.width))
+    classes = 10 if da.dataset == "mnist" else da.classes
+    if mo.arch == "mlp":
+        params = inputs * h + (mo.depth - 1) * h * h + h * classes
+        acts = tr.batch * h * mo.depth
+    else:  # three stages of up to 4h channels
+        params = 9 * (shape[0] * h + 3 * mo.depth * (4 * h) ** 2) + 4 * h * classes
+        acts = tr.batch * h * math.prod(shape[1:]) * 3 * mo.depth
+    n = (da.n_train or 60000) + (da.n_test or 10000)
+    memory = {"model.width": 4 * (16 * params + 4 * acts + h * h * 2), "data.n_train": 4 * 2 * n * inputs}
+    what = f"model.arch = {mo.arch!r}, model.width = {mo.width:g} ({h} units), model.depth = {mo.depth}"
+    return memory, {}, what
+
+
+def check_cell_size(cfg, ram: float | None = None, max_work: float = MAX_WORK) -> None:
+    """Refuse a resolved cell whose estimated memory exceeds ``ram`` bytes (default: this machine's) or
+    whose estimated multiply-adds exceed ``max_work``, before anything is allocated.
+
+    Raises
+    ------
+    ConfigError
+        Naming the field that drives the estimate, the estimate and the limit.
+    """
+    ram = _ram_bytes() if ram is None else ram
+    memory, work, what = (_deep_size if isinstance(cfg, deep_sections.DeepConfig) else _two_layer_size)(cfg)
+    need = sum(memory.values())
+    if ram is not None and need > ram:
+        field = max(memory, key=memory.get)
+        raise ConfigError(field, f"{field}: a cell must fit in this machine's memory ({_bytes(ram)}); got about "
+                          f"{_bytes(need)} ({what}). Lower {field}, or pass --force to run it anyway.")
+    total = sum(work.values())
+    if total > max_work:
+        field = max(work, key=work.get)
+        raise ConfigError(field, f"{field}: a cell must need at most {max_work:.0e} multiply-adds (about a day at "
+                          f"1e9 per second); got about {total:.1e}, {_duration(total / 1e9)} ({what}). Lower "
+                          f"{field}, or pass --force to run it anyway.")
 
 
 def check_cross(cfg) -> None:
@@ -202,16 +389,41 @@ def check_cross(cfg) -> None:
                           f"length of study {cfg.study!r}); got {al.perm_at}. Lower align.perm_at.")
 
 
-def load(path: str | Path, quick: bool = False) -> tuple[Any, dict]:
-    """Read and validate a TOML config; return the config and the raw dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("config", f"config file {str(path)!r} does not exist. Give the path of a .toml file, "
-                          f"e.g. experiments/width_double_descent.toml.")
+def read_toml(path: str | Path) -> dict:
+    """The raw dict of a TOML config file.
+
+    Raises
+    ------
+    ConfigError
+        (field ``config``) the path is missing, a folder, not a regular file (a device, a pipe: never
+        read), unreadable, or not valid UTF-8 TOML; the message names the path and the fix.
+    """
+    p = Path(path)
+    hint = "Give the path of a .toml file, e.g. experiments/width_double_descent.toml, or none for the default."
+    if p.is_dir():
+        raise ConfigError("config", f"config must be a TOML file; got the folder {str(path)!r}. {hint}")
+    if not p.exists():
+        raise ConfigError("config", f"config file {str(path)!r} does not exist. {hint}")
+    mode = p.stat().st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+                else "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+        raise ConfigError("config", f"config must be a regular TOML file; got {str(path)!r}, {kind}. {hint}")
     try:
-        raw = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = p.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError("config", f"config file {str(path)!r} must be readable; got "
+                          f"{(exc.strerror or str(exc)).lower()}. Fix its permissions or copy it.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid TOML (not UTF-8 text: {exc.reason} at byte "
+                          f"{exc.start}). Save it as UTF-8.") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError("config", f"{path} is not valid TOML ({exc}). Fix the syntax.") from None
-    return from_dict(raw, quick=quick), raw
 
 
+def load(path: str | Path, quick: bool = False, force: bool = False) -> tuple[Any, dict]:
+    """Read and validate a TOML config; return the config and the raw dict."""
+    raw = read_toml(path)
+    return from_dict(raw, quick=quick, force=force), raw

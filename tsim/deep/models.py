@@ -6,7 +6,9 @@ stage for the conv nets; later stages double). Norm layers are ``"none"``, ``"ba
 LayerNorm over (C, H, W) with a per-channel affine, so hidden permutations act on it).
 
 Every ReLU is its own module (``act*``) so activation matching and sparsity can hook it; the
-permutation spec names these points (``tsim.deep.spec``).
+permutation spec names these points (``tsim.deep.spec``). Every layer has a deterministic cuda
+backward (global pooling is a mean, not ``AdaptiveAvgPool2d``), so ``run.deterministic = true``
+trains every architecture on cuda without a determinism error.
 
 References
 ----------
@@ -45,6 +47,18 @@ def _norm(kind: str, n: int, conv: bool) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"norm must be one of {NORMS}; got {kind!r}.")
+
+
+class GlobalAvgPool(nn.Module):
+    """Mean over the spatial axes, (n, C, H, W) -> (n, C).
+
+    Replaces ``nn.AdaptiveAvgPool2d(1)``, whose backward on cuda has no deterministic
+    implementation (an error under ``torch.use_deterministic_algorithms(True)``); a mean's
+    backward is a broadcast, deterministic everywhere.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3))
 
 
 class MLP(nn.Module):
@@ -113,7 +127,7 @@ class VGG(nn.Module):
             self.pool_after.append(pool)
             c_in = c
         self.pool = nn.MaxPool2d(2)
-        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.gap = GlobalAvgPool()
         self.head = nn.Linear(c_in, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,7 +137,7 @@ class VGG(nn.Module):
             h = getattr(self, f"act{i}")(getattr(self, f"norm{i}")(getattr(self, f"conv{i}")(h)))
             if self.pool_after[i]:
                 h = self.pool(h)
-        return self.head(self.gap(h).flatten(1))
+        return self.head(self.gap(h))
 
 
 class Block(nn.Module):
@@ -174,7 +188,7 @@ class ResNet(nn.Module):
                 blocks.append(Block(c_in, c_out, stride, norm))
                 c_in = c_out
         self.blocks = nn.ModuleList(blocks)
-        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.gap = GlobalAvgPool()
         self.head = nn.Linear(c_in, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,7 +196,7 @@ class ResNet(nn.Module):
         h = self.stem_act(self.stem_norm(self.stem_conv(x)))
         for block in self.blocks:
             h = block(h)
-        return self.head(self.gap(h).flatten(1))
+        return self.head(self.gap(h))
 
 
 def build(arch: str, in_shape, classes: int = 10, depth: int = 3, width: float = 1.0, base: int = 16,

@@ -1,8 +1,14 @@
 """``deep``: the same pair study on MLP / VGG / ResNet in torch (MNIST or a deep ReLU teacher).
 
 The routine itself lives in :mod:`tsim.deep.study` (torch is imported only under ``tsim.deep``);
-this module registers it, and resolves ``run.device`` (``--device`` overrides it) into the config
-before cells are keyed, so a cpu and a cuda run never share a cell.
+this module registers it. :func:`prepare` runs once in the main process before any cell:
+
+- it resolves ``run.device`` (``--device`` overrides it) into the config before cells are keyed,
+  so a cpu and a cuda run never share a cell; the precision fields (``train.amp``,
+  ``train.amp_dtype``, ``run.tf32``, ``run.deterministic``) are config fields, hence in every key;
+- with cuda it sets ``CUBLAS_WORKSPACE_CONFIG`` (``:4096:8`` unless already set) before any CUDA
+  work, so deterministic cuBLAS is possible in this process and in the workers (``--workers``,
+  ``--dask local``) started after it, which inherit the environment.
 """
 from __future__ import annotations
 
@@ -19,10 +25,14 @@ def run(cfg, pairs) -> list[dict]:
 
 
 def prepare(cfg, device: str | None):
-    """The config with ``run.device`` resolved to "cpu" or "cuda" (``device`` overrides the config's)."""
-    from ..deep.study import resolve_device
+    """The config with ``run.device`` resolved to "cpu" or "cuda" (``device`` overrides the config's);
+    with cuda, ``CUBLAS_WORKSPACE_CONFIG`` is set in the environment before any CUDA work."""
+    from ..deep.study import cublas_workspace, resolve_device
 
-    return replace(cfg, run=replace(cfg.run, device=resolve_device(device or cfg.run.device)))
+    resolved = resolve_device(device or cfg.run.device)
+    if resolved == "cuda":
+        cublas_workspace()
+    return replace(cfg, run=replace(cfg.run, device=resolved))
 
 
 STUDY = Study("deep", run, kind="deep", prepare=prepare)

@@ -1,7 +1,10 @@
 """``methods``: alignment methods side by side on the same trained pairs.
 
 One row per pair with barrier, teacher agreement, ties and time of each method in
-``align.methods`` ("optimal" only when m <= align.max_m, else NaN).
+``align.methods`` ("optimal" only when m <= align.max_m, else NaN). With both "weight" and
+"barrier" (barrier-aware matching, :mod:`tsim.alignment.barrier_aware`) compared, the row also
+has ``excess_weight_over_barrier`` = barrier_weight - barrier_barrier >= 0: how far weight
+matching is above the best barrier found, on the same t-grid (0 when WM is kept).
 """
 from __future__ import annotations
 
@@ -41,8 +44,15 @@ def run(cfg, pairs) -> list[dict]:
             row.update({f"barrier_{meth}": barrier(A, r.B, T, grid=grid, inputs=inputs).value,
                         f"agree_{meth}": teacher_agreement(A, B, r.perm, T), f"n_tied_{meth}": r.n_tied,
                         f"time_{meth}": dt})
-        rows.append(row)
+        rows.append(excess_over_barrier(row))
     return rows
+
+
+def excess_over_barrier(row: dict) -> dict:
+    """``row`` with excess_weight_over_barrier = barrier_weight - barrier_barrier when it has both."""
+    if "barrier_weight" in row and "barrier_barrier" in row:
+        row["excess_weight_over_barrier"] = row["barrier_weight"] - row["barrier_barrier"]
+    return row
 
 
 STUDY = Study("methods", run)

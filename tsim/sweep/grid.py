@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, replace
 
 # fields that do not change a cell's numbers and so stay out of its key
@@ -23,8 +24,18 @@ class Cell:
 
 def grid(cfg) -> list[dict]:
     """All grid points: a list of {dotted name: value}, the product of ``cfg.axes`` in file order."""
+    return list(points(cfg))
+
+
+def points(cfg):
+    """The grid points one at a time (an iterator over what :func:`grid` lists)."""
     names = [k for k, _ in cfg.axes]
-    return [dict(zip(names, combo)) for combo in itertools.product(*(v for _, v in cfg.axes))]
+    return (dict(zip(names, combo)) for combo in itertools.product(*(v for _, v in cfg.axes)))
+
+
+def grid_size(cfg) -> int:
+    """Number of grid cells, the product of the axes' lengths, counted without building a cell."""
+    return math.prod(len(v) for _, v in cfg.axes)
 
 
 def resolve(cfg, point: dict):
