@@ -441,7 +441,7 @@ def loss_vs_width(df: pd.DataFrame, out: Path, ctx: Context | None = None) -> li
 
 
 # alignment studies (tsim.studies); columns absent from a table are skipped by curves()
-_METHOD_NAMES = {"weight": "WM", "activation": "AM", "ste": "STE", "optimal": "optimal"}
+_METHOD_NAMES = {"weight": "WM", "activation": "AM", "ste": "STE", "optimal": "optimal", "barrier": "barrier-aware"}
 _SEQ = {"barrier_single": "one permutation", "barrier_per_step": "per-step matching", "barrier_naive": "naive"}
 
 
