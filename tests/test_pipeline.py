@@ -49,6 +49,7 @@ def _record(monkeypatch, study: str) -> dict:
 
     mod = importlib.import_module(f"tsim.studies.{study}")
     monkeypatch.setattr(steps, "init_students", init)
+    monkeypatch.setattr(steps, "train_students", train)
     for name, fn in (("init_students", init), ("train_students", train)):
         if hasattr(mod, name):
             monkeypatch.setattr(mod, name, fn)
@@ -62,6 +63,7 @@ def test_every_study_trains_the_students_of_lmc(monkeypatch, method):
     STUDIES["lmc"].run(replace(base, study="lmc"), range(2))
     monkeypatch.undo()
     assert set(ref) == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert all(W0 is not None and W is not None for W0, W in ref.values())
     checked = 0
     for study in TWO_LAYER:
         if study == "lmc" or (study == "pruning" and method != "population"):

@@ -12,18 +12,15 @@ from ..barriers import barrier
 from ..losses import population_loss
 from ..sparsity import effective_neurons, sparse_fraction
 from ._study import Study
-from .steps import diverged, pair_row, test_losses, train_students
+from .steps import diverged, test_losses, trained_pairs
 
 
 def run(cfg, pairs) -> list[dict]:
     """Rows of the ``lmc`` study for one resolved cell and the given pair indices."""
-    pairs = list(pairs)
-    T, res = train_students(cfg, pairs)
+    T, _, trained = trained_pairs(cfg, pairs)
     inputs, grid = cfg.teacher.inputs, cfg.sweep.grid
     rows = []
-    for k, p in enumerate(pairs):
-        A, B = res.student(2 * k), res.student(2 * k + 1)
-        row = pair_row(cfg, res, 2 * k, 2 * k + 1, p)
+    for p, row, A, B in trained:
         if diverged(row):
             row.update(loss_a=np.nan, loss_b=np.nan, barrier_naive=np.nan, barrier_wm=np.nan, t_naive=np.nan,
                        t_wm=np.nan, n_tied=-1)

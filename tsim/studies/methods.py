@@ -16,21 +16,18 @@ from ..alignment import align, teacher_agreement
 from ..barriers import barrier
 from ..losses import population_loss
 from ._study import Study
-from .steps import align_kwargs, diverged, pair_row, train_students
+from .steps import align_kwargs, diverged, trained_pairs
 
 
 def run(cfg, pairs) -> list[dict]:
     """Rows of the ``methods`` study: one per pair, barrier/agreement/ties/time of each method."""
-    pairs = list(pairs)
-    T, res = train_students(cfg, pairs)
+    T, _, trained = trained_pairs(cfg, pairs)
     inputs, grid = cfg.teacher.inputs, cfg.sweep.grid
     rows = []
-    for k, p in enumerate(pairs):
-        row = pair_row(cfg, res, 2 * k, 2 * k + 1, p)
+    for p, row, A, B in trained:
         if diverged(row):
             rows.append(row)
             continue
-        A, B = res.student(2 * k), res.student(2 * k + 1)
         row.update(loss_a=population_loss(A, T, inputs), loss_b=population_loss(B, T, inputs),
                    barrier_naive=barrier(A, B, T, grid=grid, inputs=inputs).value)
         for meth in cfg.align.methods:

@@ -8,21 +8,18 @@ from __future__ import annotations
 from ..alignment import align, spectral_report
 from ..barriers import barrier
 from ._study import Study
-from .steps import align_kwargs, diverged, pair_row, train_students
+from .steps import align_kwargs, diverged, trained_pairs
 
 
 def run(cfg, pairs) -> list[dict]:
     """Rows of the ``singular`` study: one per pair and rank of W."""
-    pairs = list(pairs)
-    T, res = train_students(cfg, pairs)
+    T, _, trained = trained_pairs(cfg, pairs)
     inputs, grid = cfg.teacher.inputs, cfg.sweep.grid
     rows = []
-    for k, p in enumerate(pairs):
-        base = pair_row(cfg, res, 2 * k, 2 * k + 1, p)
+    for p, base, A, B in trained:
         if diverged(base):
             rows.append(base)
             continue
-        A, B = res.student(2 * k), res.student(2 * k + 1)
         r = align(A, B, cfg.align.method, T=T, **align_kwargs(cfg, p))
         rep = spectral_report(A, B, r.perm)
         common = {**base, "method": cfg.align.method, "n_tied": r.n_tied,

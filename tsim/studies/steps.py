@@ -113,6 +113,15 @@ def pair_row(cfg, res: TrainResult, i: int, j: int, p: int) -> dict:
             "train_loss_a": float(res.loss[i]), "train_loss_b": float(res.loss[j])}
 
 
+def trained_pairs(cfg, pairs, checkpoints=None):
+    """Train the pairs of a cell and return (T, res, [(p, row, A, B), ...]): per pair its index, the
+    columns of :func:`pair_row` and the trained students A (2k) and B (2k + 1) of ``res``."""
+    pairs = [int(p) for p in pairs]
+    T, res = train_students(cfg, pairs, checkpoints=checkpoints)
+    return T, res, [(p, pair_row(cfg, res, 2 * k, 2 * k + 1, p), res.student(2 * k), res.student(2 * k + 1))
+                    for k, p in enumerate(pairs)]
+
+
 def diverged(row: dict) -> bool:
     """True when student A or B of a row diverged (its barrier is then not measured)."""
     return "diverged" in (row.get("status_a"), row.get("status_b"))
