@@ -8,8 +8,8 @@ from numba import njit
 
 import tsim
 from tsim._kernels import popgd
-from tsim._kernels.arccos import _loss_grad_ws, _n_chunks, _pmt_sn, _workspace
-from tsim._kernels.popgd import _train_students
+from tsim._kernels.arccos import _loss_grad_rows, _loss_grad_ws, _n_chunks, _pmt_sn, _workspace
+from tsim._kernels.popgd import _train_students, _train_students_rows
 from tsim._kernels.samplegd import _loss_grad_set
 
 
@@ -45,16 +45,16 @@ def _popgd_inputs(T, m, E, seeds, steps=6):
 
 
 def test_population_row_split_kernel_equals_per_student_kernel():
-    """Both branches of the population-GD kernel, called directly, whatever the thread count: rows of
-    one student split into chunks run by prange (split_rows=True) and whole students run by prange with
-    the chunks serial (split_rows=False) give bit-identical weights, curves and checkpoints."""
+    """Both population-GD entries, called directly, whatever the thread count: rows of one student
+    split into chunks run by prange (_train_students_rows) and whole students run by prange with the
+    chunks serial (_train_students) give bit-identical weights, curves and checkpoints."""
     T = tsim.Teacher.orthonormal(4, 8)
     m = 300
     assert _n_chunks(m) > 1  # several row chunks, so split_rows=True really splits
     out = {}
-    for split in (True, False):
+    for split, kernel in ((True, _train_students_rows), (False, _train_students)):
         args = _popgd_inputs(T, m, 2, (3, 4))
-        res = _train_students(**args, split_rows=split)
+        res = kernel(**args)
         out[split] = (args["W"], args["a"], args["ckW"], args["cka"]) + tuple(res)
     for x, y in zip(out[True], out[False]):
         assert np.array_equal(x, y)
@@ -65,15 +65,18 @@ def test_population_row_split_kernel_equals_per_student_kernel():
 
 
 def test_population_loss_parallel_chunks_equal_serial_chunks():
-    """The loss and gradient with the row chunks on threads (what tsim.population_loss_grad runs)
-    equal the serial run of the same chunks bit for bit."""
+    """The loss and gradient with the row chunks on threads (what tsim.population_loss_grad runs
+    from m = 1024 on several threads) equal the serial run of the same chunks bit for bit, and the public function."""
     T = tsim.Teacher.random(3, 6, seed=2)
     rng = np.random.default_rng(9)
     S = tsim.TwoLayer(rng.standard_normal((320, 6)), rng.standard_normal(320), 0.5)
-    L, gW, ga = tsim.population_loss_grad(S, T)
+    gW, ga = np.empty((S.m, S.d)), np.empty(S.m)
+    L = _loss_grad_rows(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, tsim.teacher_energy(T), 1.0, True, gW, ga)
+    L3, gW3, ga3 = tsim.population_loss_grad(S, T)
+    assert L == L3 and np.array_equal(gW, gW3) and np.array_equal(ga, ga3)
     gW2, ga2 = np.empty_like(gW), np.empty_like(ga)
-    L2 = _loss_grad_ws(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, tsim.teacher_energy(T), 1.0, True, gW2, ga2,
-                       _workspace(S.m, S.d), False)
+    L2 = _loss_grad_ws(S.W.copy(), S.a.copy(), S.c, T.W * 1.0, T.a * T.c, tsim.teacher_energy(T), 1.0, True, gW2, ga2,
+                       _workspace(S.m, S.d))
     assert L == L2 and np.array_equal(gW, gW2) and np.array_equal(ga, ga2)
 
 
@@ -82,13 +85,15 @@ def test_population_dispatch_on_two_threads(monkeypatch):
     row-split branch, E = 2 the per-student branch, and student 0 comes out bit-identical."""
     threads = min(2, numba.config.NUMBA_NUM_THREADS)
     seen = []
-    real = popgd._train_students
 
-    def spy(*args):
-        seen.append(args[-1])  # split_rows
-        return real(*args)
+    def spy(split, real):
+        def call(*args):
+            seen.append(split)
+            return real(*args)
+        return call
 
-    monkeypatch.setattr(popgd, "_train_students", spy)
+    monkeypatch.setattr(popgd, "_train_students_rows", spy(True, popgd._train_students_rows))
+    monkeypatch.setattr(popgd, "_train_students", spy(False, popgd._train_students))
     T = tsim.Teacher.orthonormal(4, 8)
     m = 300
     W0, a0 = tsim.init_ensemble(2, m, 8, [np.random.default_rng(s) for s in (3, 4)])

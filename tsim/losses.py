@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels.arccos import _kernel_matrix, _loss_grad, _path_losses
+from ._kernels.arccos import _kernel_matrix, _path_losses, loss_grad
 from .checks import as_bool, as_float, as_int, fail, finite_array
 from .data import check_inputs
 from .network import TwoLayer, check_net, check_same_d
@@ -66,7 +66,7 @@ def population_loss_grad(S: TwoLayer, T: TwoLayer, inputs: str = "gaussian"):
     scale = input_scale(inputs, S.d)
     gW = np.empty((S.m, S.d))
     ga = np.empty(S.m)
-    loss = _loss_grad(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, teacher_energy(T), scale, True, gW, ga)
+    loss = loss_grad(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, teacher_energy(T), scale, True, gW, ga)
     return float(_overflow_to_inf(loss)), gW, ga
 
 
@@ -78,8 +78,8 @@ def population_loss(S: TwoLayer, T: TwoLayer, inputs: str = "gaussian") -> float
     _check_pair(S, T)
     scale = input_scale(inputs, S.d)
     dummy = np.empty((1, 1))
-    return float(_overflow_to_inf(_loss_grad(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, teacher_energy(T), scale,
-                                             False, dummy, np.empty(1))))
+    return float(_overflow_to_inf(loss_grad(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, teacher_energy(T), scale,
+                                            False, dummy, np.empty(1))))
 
 
 def population_grad(S: TwoLayer, T: TwoLayer, inputs: str = "gaussian"):

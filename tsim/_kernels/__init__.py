@@ -14,3 +14,25 @@ def numba_version() -> str:
     import numba
 
     return numba.__version__
+
+
+def parallel_for(body, n: int) -> None:
+    """Run body(i) for i in range(n) on up to numba.get_num_threads() Python threads.
+
+    The kernels called by ``body`` are compiled with ``nogil=True``, so the threads run in parallel;
+    this replaces a ``prange`` over independent jobs (students, t-points), whose parallel compilation
+    costs seconds on a cold cache. Each job writes only its own outputs, so the numbers do not depend
+    on the thread count. Exceptions propagate.
+    """
+    import numba
+
+    threads = min(int(n), numba.get_num_threads())
+    if threads <= 1:
+        for i in range(n):
+            body(i)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for _ in pool.map(body, range(n)):
+            pass

@@ -16,6 +16,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import parallel_for
+
 INV_2PI = 1.0 / (2.0 * math.pi)
 PI = math.pi
 PIO2 = 0.5 * math.pi
@@ -267,6 +269,21 @@ def _row_loss(i, WT, nw, inv, a, dots):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
+def _chunk_rows(ch, NC, m):
+    """Rows of chunk ch of NC, in summation order: p, m - 1 - p for p = ch, ch + NC, ... < (m + 1) // 2
+    (one call site for the inlined row kernel, which halves the code LLVM compiles)."""
+    rows = np.empty(2 * ((m + 1) // 2 - ch + NC - 1) // NC + 2, dtype=np.int64)
+    k = 0
+    for p in range(ch, (m + 1) // 2, NC):
+        rows[k] = p
+        k += 1
+        if m - 1 - p != p:
+            rows[k] = m - 1 - p
+            k += 1
+    return rows[:k]
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
 def _chunk_grad(ch, NC, WT, nw, inv, a, c2, GT, V):
     """Rows p and m - 1 - p for p = ch, ch + NC, ...: their pair sums and gradient parts.
 
@@ -283,11 +300,8 @@ def _chunk_grad(ch, NC, WT, nw, inv, a, c2, GT, V):
     ga[:] = 0.0
     rad[:] = 0.0
     ss = 0.0
-    npairs = (m + 1) // 2
-    for p in range(ch, npairs, NC):
-        ss += _row_grad(p, WT, nw, inv, a, c2, GT, ga, rad, dots, P)
-        if m - 1 - p != p:
-            ss += _row_grad(m - 1 - p, WT, nw, inv, a, c2, GT, ga, rad, dots, P)
+    for i in _chunk_rows(ch, NC, m):
+        ss += _row_grad(i, WT, nw, inv, a, c2, GT, ga, rad, dots, P)
     return ss
 
 
@@ -296,28 +310,16 @@ def _chunk_loss(ch, NC, WT, nw, inv, a, dots):
     """sum over rows p, m - 1 - p (p = ch, ch + NC, ...) of a_i sum_{j > i} a_j kappa(w_i, w_j)."""
     d, m = WT.shape
     ss = 0.0
-    npairs = (m + 1) // 2
-    for p in range(ch, npairs, NC):
-        ss += _row_loss(p, WT, nw, inv, a, dots)
-        if m - 1 - p != p:
-            ss += _row_loss(m - 1 - p, WT, nw, inv, a, dots)
+    for i in _chunk_rows(ch, NC, m):
+        ss += _row_loss(i, WT, nw, inv, a, dots)
     return ss
-
-
-@njit(cache=True, error_model="numpy", fastmath=FM)
-def _pairs_serial(want_grad, WT, nw, inv, a, c2, GT, V, ssc):
-    NC = ssc.shape[0]
-    for ch in range(NC):
-        if want_grad:
-            ssc[ch] = _chunk_grad(ch, NC, WT, nw, inv, a, c2, GT[ch], V[ch])
-        else:
-            ssc[ch] = _chunk_loss(ch, NC, WT, nw, inv, a, V[ch, 2])
 
 
 @njit(cache=True, parallel=True, error_model="numpy", fastmath=FM)
 def _pairs_parallel(want_grad, WT, nw, inv, a, c2, GT, V, ssc):
     NC = ssc.shape[0]
-    for ch in prange(NC):
+    for i in prange(NC):
+        ch = np.int64(i)  # prange counts in uint64: one int64 signature for the chunk kernels
         if want_grad:
             ssc[ch] = _chunk_grad(ch, NC, WT, nw, inv, a, c2, GT[ch], V[ch])
         else:
@@ -325,19 +327,40 @@ def _pairs_parallel(want_grad, WT, nw, inv, a, c2, GT, V, ssc):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _loss_grad_ws(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga, ws, parallel):
-    """:func:`_loss_grad` with a workspace from :func:`_workspace`; ``parallel`` runs the row
-    chunks on threads (bit-identical to the serial run)."""
+def _loss_grad_ws(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga, ws):
+    """:func:`_loss_grad` with a workspace from :func:`_workspace`, the row chunks run serially."""
+    WT, nw, inv, GT, V, ssc = ws
+    _prepare(W, WT, nw, inv)
+    NC = ssc.shape[0]
+    for ch in range(NC):
+        if want_grad:
+            ssc[ch] = _chunk_grad(ch, NC, WT, nw, inv, a, c * c, GT[ch], V[ch])
+        else:
+            ssc[ch] = _chunk_loss(ch, NC, WT, nw, inv, a, V[ch, 2])
+    return _assemble(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga, ws)
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _loss_grad_ws_rows(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga, ws):
+    """:func:`_loss_grad_ws` with the row chunks on threads (bit-identical to the serial run).
+
+    A separate entry rather than a flag: a run-time flag compiles both chains into every caller,
+    and the threaded one is needed only for large m with fewer students than threads."""
+    WT, nw, inv, GT, V, ssc = ws
+    _prepare(W, WT, nw, inv)
+    _pairs_parallel(want_grad, WT, nw, inv, a, c * c, GT, V, ssc)
+    return _assemble(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga, ws)
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _assemble(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga, ws):
+    """Finish the loss after the pair sums: the diagonal, the chunk sums in a fixed order, the
+    student-teacher terms and the gradient (into gW, ga when want_grad); returns the loss."""
     m, d = W.shape
     M = TW.shape[0]
     WT, nw, inv, GT, V, ssc = ws
     NC = ssc.shape[0]
     c2 = c * c
-    _prepare(W, WT, nw, inv)
-    if parallel and NC > 1:
-        _pairs_parallel(want_grad, WT, nw, inv, a, c2, GT, V, ssc)
-    else:
-        _pairs_serial(want_grad, WT, nw, inv, a, c2, GT, V, ssc)
     ss = 0.0
     for ch in range(NC):
         ss += ssc[ch]
@@ -421,32 +444,54 @@ def _loss_grad_ws(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga, ws, parallel):
     return scale * (0.5 * c2 * ss - c * st + tt)
 
 
-@njit(cache=True, error_model="numpy", fastmath=FM)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FM)
 def _loss_grad(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga):
     """Population loss L = 1/2 E[(f - f*)^2] (times ``scale``) and, if want_grad, its gradient.
 
     W (m, d), a (m,), TW (M, d), Ta (M,); tt = 1/2 sum_kl a*_k a*_l kappa(w*_k, w*_l) (unscaled).
     gW (m, d), ga (m,) are overwritten when want_grad. scale = 1 (Gaussian) or 1/d (sphere).
-    Runs the row chunks on threads for large m (same numbers as serially).
+    Called through :func:`loss_grad`, which passes writable arrays only.
     """
     m, d = W.shape
-    ws = _workspace(m, d)
-    return _loss_grad_ws(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga, ws, True)
+    return _loss_grad_ws(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga, _workspace(m, d))
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=FM)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FM)
+def _loss_grad_rows(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga):
+    """:func:`_loss_grad` with the row chunks on threads (same numbers)."""
+    m, d = W.shape
+    return _loss_grad_ws_rows(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga, _workspace(m, d))
+
+
+ROWS_THREADED_FROM_M = 1024  # one loss evaluation splits its rows over threads from this width on
+
+
+def loss_grad(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga):
+    """:func:`_loss_grad`, its rows on threads from m = ROWS_THREADED_FROM_M when numba has several
+    threads (below, one evaluation takes milliseconds at most, and the threaded chain costs
+    seconds to compile) (a plain-Python dispatcher, so that a run compiles only the chain it uses).
+
+    Arrays are passed C-contiguous, float64 and writable (read-only TwoLayer weights are copied,
+    O(m d)): one signature per kernel, so a cold cache compiles each chain once."""
+    import numba
+
+    threaded = W.shape[0] >= ROWS_THREADED_FROM_M and numba.get_num_threads() > 1
+    kernel = _loss_grad_rows if threaded else _loss_grad
+    W, a, TW, Ta, gW, ga = (np.require(x, np.float64, "CW") for x in (W, a, TW, Ta, gW, ga))
+    return kernel(W, a, float(c), TW, Ta, float(tt), float(scale), bool(want_grad), gW, ga)
+
+
 def _path_losses(WA, aA, cA, WB, aB, cB, ts, TW, Ta, tt, scale):
-    """Population loss along (1 - t) A + t B for each t in ts -> (len(ts),)."""
-    G = ts.shape[0]
-    m, d = WA.shape
-    out = np.empty(G)
+    """Population loss along (1 - t) A + t B for each t in ts -> (len(ts),), the t-points on threads
+    (the loss kernel releases the GIL; a prange here would compile the whole chain once more)."""
+    out = np.empty(ts.shape[0])
     dummyW = np.empty((1, 1))
     dummya = np.empty(1)
-    for g in prange(G):
+
+    def point(g):
         t = ts[g]
-        W = (1.0 - t) * WA + t * WB
-        a = (1.0 - t) * aA + t * aB
-        c = (1.0 - t) * cA + t * cB
-        ws = _workspace(m, d)
-        out[g] = _loss_grad_ws(W, a, c, TW, Ta, tt, scale, False, dummyW, dummya, ws, False)
+        out[g] = _loss_grad((1.0 - t) * WA + t * WB, (1.0 - t) * aA + t * aB, (1.0 - t) * cA + t * cB,
+                            TW, Ta, tt, scale, False, dummyW, dummya)
+
+    parallel_for(point, ts.shape[0])
     return out

@@ -1,19 +1,26 @@
-"""Numba kernel: gradient descent on the exact population loss for an ensemble of students."""
+"""Numba kernel: gradient descent on the exact population loss for an ensemble of students.
+
+Two entries, chosen by a plain-Python dispatcher so that a run compiles only the one it uses:
+students on Python threads (the kernel releases the GIL) with each student's pair sum serial
+(:func:`_train_students`), or students
+one after another with each pair sum split over threads (:func:`_train_students_rows`, large m and
+fewer students than threads). Both give bit-identical numbers.
+"""
 import math
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .arccos import FM, _loss_grad_ws, _n_chunks, _workspace
-from .steps import _checkpoint, _diverged, _gd_update, _outputs, _stopped
+from .arccos import FM, _loss_grad_ws, _loss_grad_ws_rows, _n_chunks, _workspace
+from . import parallel_for
+from .steps import _checkpoint, _diverged, _gd_update, _stopped
 
 
-@njit(cache=True, error_model="numpy", fastmath=FM)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FM)
 def _train_one(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, record_every,
-               ckpt_steps, ckW, cka, status, done, final, curve, split_rows):
-    """GD for student e (see :func:`_train_population`); ``split_rows`` runs each step's row
-    chunks on threads (same numbers as serially)."""
+               ckpt_steps, ckW, cka, status, done, final, curve):
+    """GD for student e (see :func:`_train_population`), its pair sums serial."""
     E, m, d = W.shape
     ws = _workspace(m, d)
     gW = np.empty((m, d))
@@ -25,7 +32,7 @@ def _train_one(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, r
     kc = 0
     last = math.nan
     for s in range(steps + 1):
-        loss = _loss_grad_ws(We, ae, c, TW, Ta, tt, scale, s < steps, gW, ga, ws, split_rows)
+        loss = _loss_grad_ws(We, ae, c, TW, Ta, tt, scale, s < steps, gW, ga, ws)
         if not math.isfinite(loss) or loss > blowup:
             _diverged(e, s, last, We, ae, Wp, ap, status, done, final)
             return
@@ -38,20 +45,60 @@ def _train_one(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, r
         _gd_update(We, ae, Wp, ap, gW, ga, lr[e], train_a)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FM)
+def _train_one_rows(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, record_every,
+                    ckpt_steps, ckW, cka, status, done, final, curve):
+    """:func:`_train_one` with each step's pair sum on threads. The loop is written twice on
+    purpose: a flag choosing the loss would compile both chains into every run (cold start)."""
+    E, m, d = W.shape
+    ws = _workspace(m, d)
+    gW = np.empty((m, d))
+    ga = np.empty(m)
+    Wp = W[e].copy()
+    ap = a[e].copy()
+    We = W[e]
+    ae = a[e]
+    kc = 0
+    last = math.nan
+    for s in range(steps + 1):
+        loss = _loss_grad_ws_rows(We, ae, c, TW, Ta, tt, scale, s < steps, gW, ga, ws)
+        if not math.isfinite(loss) or loss > blowup:
+            _diverged(e, s, last, We, ae, Wp, ap, status, done, final)
+            return
+        last = loss
+        if s % record_every == 0:
+            curve[e, s // record_every] = loss
+        kc = _checkpoint(e, s, kc, ckpt_steps, We, ae, ckW, cka)
+        if _stopped(e, s, loss, tol, steps, status, done, final):
+            return
+        _gd_update(We, ae, Wp, ap, gW, ga, lr[e], train_a)
+
+
+def _outputs(E, steps, record_every):
+    """(status (E,), steps done (E,), final loss (E,), curve (E, R) of nan), R = steps // record_every + 1."""
+    R = steps // record_every + 1
+    return np.zeros(E, dtype=np.int64), np.zeros(E, dtype=np.int64), np.empty(E), np.full((E, R), np.nan)
+
+
 def _train_students(W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup,
-                    record_every, ckpt_steps, ckW, cka, split_rows):
+                    record_every, ckpt_steps, ckW, cka):
+    """Students on threads (:func:`parallel_for`), each one's pair sums serial."""
     E = W.shape[0]
-    status, done, final, curve = _outputs(E, steps, record_every)
-    if split_rows:
-        for e in range(E):
-            _train_one(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, record_every,
-                       ckpt_steps, ckW, cka, status, done, final, curve, True)
-    else:
-        for e in prange(E):
-            _train_one(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, record_every,
-                       ckpt_steps, ckW, cka, status, done, final, curve, False)
-    return status, done, final, curve
+    out = _outputs(E, steps, record_every)
+    parallel_for(lambda e: _train_one(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup,
+                                      record_every, ckpt_steps, ckW, cka, *out), E)
+    return out
+
+
+def _train_students_rows(W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup,
+                         record_every, ckpt_steps, ckW, cka):
+    """Students one after another, each step's pair sums on threads."""
+    E = W.shape[0]
+    out = _outputs(E, steps, record_every)
+    for e in range(E):
+        _train_one_rows(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, record_every,
+                        ckpt_steps, ckW, cka, *out)
+    return out
 
 
 def _train_population(W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup,
@@ -66,9 +113,10 @@ def _train_population(W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowu
 
     Threads go over students when E >= the thread count, else over the rows of each student's
     pair sum (large m); both give bit-identical numbers. (A plain-Python dispatcher: reading the
-    thread count inside a cached kernel is not possible.)
+    thread count inside a cached kernel is not possible, and each run compiles one entry only.)
     """
     E, m = W.shape[0], W.shape[1]
     split_rows = E < numba.get_num_threads() and _n_chunks(m) > 1
-    return _train_students(W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup,
-                           record_every, ckpt_steps, ckW, cka, split_rows)
+    kernel = _train_students_rows if split_rows else _train_students
+    return kernel(W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup, record_every, ckpt_steps, ckW,
+                  cka)

@@ -18,11 +18,21 @@ def _outputs(E, steps, record_every):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
+def _copy(dst, src):
+    """dst[...] = src for two arrays of one shape, as a loop: an array assignment compiles Numba's
+    broadcast check and its message formatting (seconds on a cold cache)."""
+    d = dst.reshape(-1)
+    s = src.reshape(-1)
+    for i in range(d.size):
+        d[i] = s[i]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
 def _diverged(e, s, last, We, ae, Wp, ap, status, done, final):
     """Student e diverged at step s: restore the last finite iterate (Wp, ap) and record it."""
     status[e] = STATUS_DIVERGED
-    We[:, :] = Wp
-    ae[:] = ap
+    _copy(We, Wp)
+    _copy(ae, ap)
     done[e] = max(s - 1, 0)
     final[e] = last
 
@@ -31,8 +41,8 @@ def _diverged(e, s, last, We, ae, Wp, ap, status, done, final):
 def _checkpoint(e, s, kc, ckpt_steps, We, ae, ckW, cka):
     """Store (We, ae) for every checkpoint at step s; returns the next checkpoint index."""
     while kc < ckpt_steps.shape[0] and ckpt_steps[kc] == s:
-        ckW[e, kc] = We
-        cka[e, kc] = ae
+        _copy(ckW[e, kc], We)
+        _copy(cka[e, kc], ae)
         kc += 1
     return kc
 
@@ -52,8 +62,8 @@ def _stopped(e, s, loss, tol, steps, status, done, final):
 def _gd_update(We, ae, Wp, ap, gW, ga, lre, train_a):
     """Keep the current iterate in (Wp, ap), then W <- W - lr dL/dW (and a <- a - lr dL/da)."""
     m, d = We.shape
-    Wp[:, :] = We
-    ap[:] = ae
+    _copy(Wp, We)
+    _copy(ap, ae)
     for j in range(m):
         for k in range(d):
             We[j, k] -= lre * gW[j, k]
