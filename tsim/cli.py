@@ -99,25 +99,50 @@ def run(config: str | dict | None = None, out: str | None = None, quick: bool = 
     return summary
 
 
+RUN_EXAMPLES = """examples:
+  tsim run                                      the embedded default (width sweep, M = 4), ~1 min
+  tsim run --quick                              the same, small: seconds
+  tsim run experiments/rate.toml --workers 2    a study on two local processes
+  tsim run experiments/rate.toml --out /tmp/r   write elsewhere; rerun the same line to resume
+  tsim run experiments/mnist_width.toml --device auto     deep study on a GPU when one is present
+  tsim run experiments/rate.toml --dask local --workers 4  the cells on a Dask LocalCluster
+  tsim run experiments/rate.toml --scheduler tcp://HOST:8786 --connect-timeout 30
+  tsim run experiments/width_double_descent.toml --force  above the size guards
+"""
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
     p = argparse.ArgumentParser(prog="tsim", description="Teacher-student LMC simulator.")
     p.add_argument("--version", action="version", version=f"tsim {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run a config (default: the embedded width sweep)")
-    r.add_argument("config", nargs="?", help="TOML config; omit for the embedded default")
-    r.add_argument("--out", help="output folder (default: output.dir of the config)")
-    r.add_argument("--quick", action="store_true", help="apply the config's [quick] overrides")
-    r.add_argument("--device", choices=["cpu", "cuda", "auto"], help="torch device (deep studies)")
-    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    r.add_argument("--workers", type=int, help="local worker processes (default: sweep.workers)")
-    r.add_argument("--dask", choices=["local"], help="run the cells on a Dask LocalCluster on this machine")
-    r.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://HOST:8786")
+    r = sub.add_parser("run", help="run a config (default: the embedded width sweep)",
+                       description="Run a study: validate the config, run the cells its output folder "
+                       "lacks (an interrupted run resumes), then write results.csv, summary.json and the "
+                       "figures. Exit codes: 0 done, 2 bad input or failed cells (one line names them), 130 "
+                       "interrupted (finished cells are kept).",
+                       epilog=RUN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("config", nargs="?",
+                   help="TOML config; omit for the embedded default. e.g. experiments/rate.toml")
+    r.add_argument("--out", metavar="DIR",
+                   help="output folder (default: output.dir of the config). e.g. --out results/rate_d64")
+    r.add_argument("--quick", action="store_true",
+                   help="apply the config's [quick] overrides (small, seconds). e.g. --quick")
+    r.add_argument("--device", choices=["cpu", "cuda", "auto"],
+                   help="torch device of deep studies (default: run.device). e.g. --device auto")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar. e.g. --no-progress")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="local worker processes (default: sweep.workers). e.g. --workers 2")
+    r.add_argument("--dask", choices=["local"],
+                   help="run the cells on a Dask LocalCluster on this machine. e.g. --dask local --workers 4")
+    r.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running Dask scheduler. e.g. --scheduler tcp://10.0.0.5:8786")
     r.add_argument("--connect-timeout", type=float, default=CONNECT_TIMEOUT_S, metavar="SECONDS",
-                   help=f"seconds --scheduler has to answer (default {CONNECT_TIMEOUT_S:g})")
+                   help=f"seconds --scheduler has to answer (default {CONNECT_TIMEOUT_S:g}). "
+                   "e.g. --connect-timeout 30")
     r.add_argument("--force", action="store_true",
-                   help="run grids and cells above the size guards (cells, memory, work)")
+                   help="run grids and cells above the size guards (cells, memory, work). e.g. --force")
     rep = sub.add_parser("report", help="render figures and a Markdown page comparing measured numbers "
                          "with the papers' claims and theory/ predictions")
     rep.add_argument("dirs", nargs="+", help="output folders of tsim run")

@@ -1,5 +1,6 @@
 """Private Numba kernels. Every function here is @njit, takes C-contiguous float64 arrays and
 returns arrays; validation lives in the public wrappers."""
+import contextlib
 
 
 def set_threads(n: int) -> None:
@@ -36,3 +37,32 @@ def parallel_for(body, n: int) -> None:
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for _ in pool.map(body, range(n)):
             pass
+
+
+COMPILING = "compiling kernels, first run only"
+
+
+@contextlib.contextmanager
+def compile_notice(start, end):
+    """While the block runs, call ``start()`` when Numba begins compiling a kernel (not when it loads
+    one from its cache) and ``end()`` when that compilation, nested ones included, has finished.
+
+    Compilations hold Numba's global lock, so one depth counter serves every thread.
+    """
+    from numba.core import event
+
+    class Notice(event.Listener):
+        depth = 0
+
+        def on_start(self, ev):
+            self.depth += 1
+            if self.depth == 1:
+                start()
+
+        def on_end(self, ev):
+            self.depth -= 1
+            if self.depth == 0:
+                end()
+
+    with event.install_listener("numba:compile", Notice()):
+        yield

@@ -14,7 +14,7 @@ from numba import njit
 
 from .arccos import FM, _loss_grad_ws, _loss_grad_ws_rows, _n_chunks, _workspace
 from . import parallel_for
-from .steps import _checkpoint, _diverged, _gd_update, _stopped
+from .steps import _checkpoint, _diverged, _gd_update, _outputs, _stopped
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=FM)
@@ -72,12 +72,6 @@ def _train_one_rows(e, W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blow
         if _stopped(e, s, loss, tol, steps, status, done, final):
             return
         _gd_update(We, ae, Wp, ap, gW, ga, lr[e], train_a)
-
-
-def _outputs(E, steps, record_every):
-    """(status (E,), steps done (E,), final loss (E,), curve (E, R) of nan), R = steps // record_every + 1."""
-    R = steps // record_every + 1
-    return np.zeros(E, dtype=np.int64), np.zeros(E, dtype=np.int64), np.empty(E), np.full((E, R), np.nan)
 
 
 def _train_students(W, a, c, TW, Ta, tt, scale, lr, steps, tol, train_a, blowup,

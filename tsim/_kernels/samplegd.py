@@ -9,16 +9,17 @@ The batch is processed in blocks of B samples so that the (B, m) activations sta
 Two code paths, chosen by the shapes only (so a student's numbers never depend on the ensemble
 size or the thread count):
 - small m d ("hand" path): loops vectorised over the samples of a block, W^T X^T layout,
-  no BLAS call; students run in parallel (prange over E).
+  no BLAS call; students run on Python threads (the kernel releases the GIL).
 - large m d ("blas" path): the two products of each block are BLAS GEMMs (np.dot into
   preallocated buffers); students run one after another and BLAS uses the threads.
 """
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .arccos import FM
+from . import parallel_for
 from .steps import _checkpoint, _diverged, _gd_update, _outputs, _stopped
 
 BLAS_MIN_MD = 8192  # m * d from which the two products go to BLAS
@@ -350,7 +351,7 @@ def _draw_batch(X, y, state, Xr, XT, yb, use_blas):
     return state
 
 
-@njit(cache=True, error_model="numpy", fastmath=FM)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FM)
 def _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every,
                ckpt_steps, ckW, cka, status, done, final, curve, use_blas):
     E, m, d = W.shape
@@ -392,7 +393,8 @@ def _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, 
             bad = not math.isfinite(loss) or loss > blowup
         else:
             state = _draw_batch(Xe, ye, state, Xbr, XbT, yb, use_blas)
-            bl = _loss_grad_set(We, ae, c, XbT, Xbr, yb, True, use_blas, H, f, gW, ga, G)
+            # `not full` is True here; a run-time value, not the constant (Literal[bool]: one more variant)
+            bl = _loss_grad_set(We, ae, c, XbT, Xbr, yb, not full, use_blas, H, f, gW, ga, G)
             bad = not math.isfinite(bl) or bl > blowup
         if bad:
             _diverged(e, s, last, We, ae, Wp, ap, status, done, final)
@@ -407,32 +409,8 @@ def _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, 
         if need_full and not full:
             # the full pass gave the loss only: take this step on a fresh minibatch
             state = _draw_batch(Xe, ye, state, Xbr, XbT, yb, use_blas)
-            _loss_grad_set(We, ae, c, XbT, Xbr, yb, True, use_blas, H, f, gW, ga, G)
+            _loss_grad_set(We, ae, c, XbT, Xbr, yb, not full, use_blas, H, f, gW, ga, G)
         _gd_update(We, ae, Wp, ap, gW, ga, lr[e], train_a)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _train_samples_hand(W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup,
-                        record_every, ckpt_steps, ckW, cka):
-    """Students in parallel, hand-written loops (no BLAS inside the threads)."""
-    E = W.shape[0]
-    status, done, final, curve = _outputs(E, steps, record_every)
-    for e in prange(E):
-        _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every,
-                   ckpt_steps, ckW, cka, status, done, final, curve, False)
-    return status, done, final, curve
-
-
-@njit(cache=True, error_model="numpy")
-def _train_samples_blas(W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup,
-                        record_every, ckpt_steps, ckW, cka):
-    """Students one after another; the BLAS calls use the threads (no numba thread team around)."""
-    E = W.shape[0]
-    status, done, final, curve = _outputs(E, steps, record_every)
-    for e in range(E):
-        _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every,
-                   ckpt_steps, ckW, cka, status, done, final, curve, True)
-    return status, done, final, curve
 
 
 def _train_samples(W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup,
@@ -442,10 +420,21 @@ def _train_samples(W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup,
     W (E, m, d), a (E, m), X (E, n, d), y (E, n), lr (E,), seeds (E,) uint64.
     The recorded/returned loss is the full training loss. Status, divergence and checkpoints
     as in ``_train_population``. Returns (status, steps_done, final loss, curve).
-    Students in parallel with hand loops when m d < BLAS_MIN_MD, else one after another with
-    threaded BLAS (a plain-Python dispatcher on the shapes only).
+    Students on Python threads with hand loops when m d < BLAS_MIN_MD (the kernel releases the
+    GIL), else one after another with threaded BLAS (a plain-Python dispatcher on the shapes only;
+    no prange, whose parallel compilation costs seconds on a cold cache).
     """
-    m, d = W.shape[1], W.shape[2]
-    kernel = _train_samples_blas if m * d >= BLAS_MIN_MD else _train_samples_hand
-    return kernel(W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every, ckpt_steps,
-                  ckW, cka)
+    E, m, d = W.shape
+    use_blas = m * d >= BLAS_MIN_MD
+    out = _outputs(E, steps, record_every)
+
+    def student(e):
+        _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every, ckpt_steps,
+                   ckW, cka, *out, use_blas)
+
+    if use_blas:  # BLAS uses the threads
+        for e in range(E):
+            student(e)
+    else:
+        parallel_for(student, E)
+    return out

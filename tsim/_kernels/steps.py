@@ -10,9 +10,9 @@ STATUS_CONVERGED = 1
 STATUS_DIVERGED = 2
 
 
-@njit(cache=True, error_model="numpy")
 def _outputs(E, steps, record_every):
-    """(status (E,), steps done (E,), final loss (E,), curve (E, R) of nan), R = steps // record_every + 1."""
+    """(status (E,), steps done (E,), final loss (E,), curve (E, R) of nan), R = steps // record_every + 1
+    (plain numpy: the drivers that allocate them are Python)."""
     R = steps // record_every + 1
     return np.zeros(E, dtype=np.int64), np.zeros(E, dtype=np.int64), np.empty(E), np.full((E, R), np.nan)
 

@@ -40,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._kernels import COMPILING, compile_notice
 from ..errors import ConfigError
 from ..studies import get as get_study
 from .grid import Cell, cells
@@ -527,7 +528,9 @@ def _run(writer: _Writer, todo: list[Cell], total: int, workers: int, scheduler:
     counts = {"failed": 0, "diverged": 0}
     with _executor(todo, workers, scheduler, timeout) as outcomes, \
             tqdm(total=total, initial=total - len(todo), desc="cells", unit="cell", disable=not progress,
-                 dynamic_ncols=True) as bar:
+                 dynamic_ncols=True) as bar, \
+            compile_notice(lambda: bar.set_description_str(f"cells ({COMPILING})"),
+                           lambda: bar.set_description_str("cells")):
         for o in outcomes:
             if o.fatal:
                 raise ConfigError(*o.fatal)
