@@ -8,7 +8,7 @@ OUT ?= results/default
 BENCH_THREADS ?= 1
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench results clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,21 @@ bench: $(STAMP)
 		$(PY) -m pytest $$f -q --benchmark-enable --benchmark-only -p no:cacheprovider || exit 1; \
 	done
 	$(PY) benchmarks/render.py
+
+# Every study in experiments/ into docs/results/NAME (results.csv, summary.json, figures; the SQLite
+# stores there are git-ignored and make a rerun resume), then one report page. Deep studies run their
+# [quick] variant unless DEEP_FLAGS is emptied (a GPU makes the full ones practical).
+EXPERIMENTS ?= $(sort $(wildcard experiments/*.toml))
+RESULTS_FLAGS ?= --workers 2
+DEEP_FLAGS ?= --quick --device auto
+results: $(STAMP)
+	@for f in $(EXPERIMENTS); do \
+		name=$$(basename $$f .toml); flags="$(RESULTS_FLAGS)"; \
+		if grep -q '^study = "deep"' $$f; then flags="$$flags $(DEEP_FLAGS)"; fi; \
+		echo "== $$name ($$flags)"; \
+		$(VENV)/bin/tsim run $$f --out docs/results/$$name $$flags --no-progress > /dev/null || exit 1; \
+	done
+	$(VENV)/bin/tsim report $$(ls -d docs/results/*/) --out docs/results/report.md
 
 clean:
 	rm -rf $(VENV) results .benchmarks

@@ -71,7 +71,7 @@ def test_population_loss_parallel_chunks_equal_serial_chunks():
     rng = np.random.default_rng(9)
     S = tsim.TwoLayer(rng.standard_normal((320, 6)), rng.standard_normal(320), 0.5)
     gW, ga = np.empty((S.m, S.d)), np.empty(S.m)
-    L = _loss_grad_rows(S.W, S.a, S.c, T.W * 1.0, T.a * T.c, tsim.teacher_energy(T), 1.0, True, gW, ga)
+    L = _loss_grad_rows(S.W.copy(), S.a.copy(), S.c, T.W * 1.0, T.a * T.c, tsim.teacher_energy(T), 1.0, True, gW, ga)
     L3, gW3, ga3 = tsim.population_loss_grad(S, T)
     assert L == L3 and np.array_equal(gW, gW3) and np.array_equal(ga, ga3)
     gW2, ga2 = np.empty_like(gW), np.empty_like(ga)

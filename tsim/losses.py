@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._kernels.arccos import _kernel_matrix, _path_losses, loss_grad
+from ._kernels.arccos import _path_losses, kernel_matrix as _kernel_matrix, loss_grad
 from .checks import as_bool, as_float, as_int, fail, finite_array
 from .data import check_inputs
 from .network import TwoLayer, check_net, check_same_d

@@ -2,6 +2,8 @@
 returns arrays; validation lives in the public wrappers."""
 import contextlib
 
+import numpy as np
+
 
 def set_threads(n: int) -> None:
     """Let the kernels' parallel loops use n threads (clipped to [1, NUMBA_NUM_THREADS])."""
@@ -15,6 +17,18 @@ def numba_version() -> str:
     import numba
 
     return numba.__version__
+
+
+def frozen(x: np.ndarray) -> np.ndarray:
+    """A read-only, C-contiguous float64 view of x (a copy only if x is not already so).
+
+    Kernels compile one variant per argument type, and read-only is part of the type: inputs
+    the kernels only read are passed frozen always, so a cold cache compiles them once."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.flags.writeable:
+        x = x.view()
+        x.flags.writeable = False
+    return x
 
 
 def parallel_for(body, n: int) -> None:

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import parallel_for
+from . import frozen, parallel_for
 
 INV_2PI = 1.0 / (2.0 * math.pi)
 PI = math.pi
@@ -106,6 +106,11 @@ def _kernel_matrix(U, V):
                 dot += U[i, k] * V[j, k]
             out[i, j] = _angle_terms(dot, nu[i], nv[j])[2]
     return out
+
+
+def kernel_matrix(U, V):
+    """:func:`_kernel_matrix` on frozen inputs (one compiled variant)."""
+    return _kernel_matrix(frozen(U), frozen(V))
 
 
 # ---------------------------------------------------------------------------------------------

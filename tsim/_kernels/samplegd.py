@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from .arccos import FM
-from . import parallel_for
+from . import frozen, parallel_for
 from .steps import _checkpoint, _diverged, _gd_update, _outputs, _stopped
 
 BLAS_MIN_MD = 8192  # m * d from which the two products go to BLAS
@@ -427,6 +427,7 @@ def _train_samples(W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup,
     E, m, d = W.shape
     use_blas = m * d >= BLAS_MIN_MD
     out = _outputs(E, steps, record_every)
+    X, y = frozen(X), frozen(y)  # read only: one compiled variant whether or not they were shared
 
     def student(e):
         _train_one(e, W, a, c, X, y, lr, steps, batch, seeds, tol, train_a, blowup, record_every, ckpt_steps,
