@@ -64,6 +64,8 @@ def test_tiny_run_writes_outputs_and_is_deterministic(tmp_path):
     assert summary["measured"]["cells"][0]["pairs"] == 1 and "torch" in summary["versions"]
     assert {"cuda", "cudnn", "gpu", "eval_precision", "process_tf32_matmul", "cublas_workspace_config"} \
         <= set(summary["versions"])
+    # the summary states the training precision of the runs, as the rows do
+    assert summary["versions"]["train_precision"] == "float32" and summary["versions"]["amp_used"] is False
     assert set(summary) >= {"config", "config_file", "quick", "versions", "seeds", "wall_time_s", "measured",
                             "figures"}  # the summary schema of every study
     for name in ("barrier.png", "sparsity.png", "endpoints.png"):

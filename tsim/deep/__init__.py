@@ -10,7 +10,8 @@ Modules
 mnist       IDX reader (no download, no pickle), MNIST loader, deep ReLU teacher dataset (numpy only)
 models      MLP, VGG, ResNet (width multiplier, norm = none | batch | layer)
 spec        PermutationSpec (data), spec_for(model), check_spec, apply_perm, random_perms, invariance_error
-match       weight_matching (coordinate descent + exact LAP), activation_matching, sparsity
+match       weight_matching (layer-by-layer start from the input side, then coordinate descent with
+            exact LAPs, restarts within a work budget, best objective kept), activation_matching, sparsity
 barrier     interpolate_state, reset_bn, evaluate, barrier -> PathBarriers (two tsim.BarrierResult)
 train       train(model, X, y, ...) -> TrainStats
 study       one grid cell of the ``deep`` study: train pairs, align, measure

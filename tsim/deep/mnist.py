@@ -13,6 +13,7 @@ This module needs only numpy; the arrays are turned into torch tensors by the ca
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -69,7 +70,7 @@ def parse_idx(buf: bytes, name: str = "<bytes>") -> np.ndarray:
                          f"{len(buf)} bytes. The file is truncated.")
     dims = tuple(int(v) for v in np.frombuffer(buf, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_TYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: four 32-bit dims would overflow int64
     got = len(buf) - head
     if got != expected:
         kind = "truncated" if got < expected else "longer than declared"

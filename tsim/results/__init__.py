@@ -33,7 +33,7 @@ def write_summary(out: Path, cfg, df: pd.DataFrame, *, config_file: str, quick: 
     wall_time_s (this command's compute), measured (:func:`tsim.results.summary.summarize`), figures.
     """
     summary = {"study": cfg.study, "config": cfg.to_dict(), "config_file": config_file, "quick": bool(quick),
-               "versions": versions(cfg.study), "seeds": {"sweep.seed": cfg.sweep.seed, "pairs": cfg.sweep.pairs},
+               "versions": versions(cfg.study, cfg), "seeds": {"sweep.seed": cfg.sweep.seed, "pairs": cfg.sweep.pairs},
                "rows": int(len(df)), "wall_time_s": round(float(wall_time_s), 3),
                "measured": summarize(df, cfg), "figures": [Path(f).name for f in figure_paths]}
     if cfg.study == "deep":

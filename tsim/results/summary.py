@@ -16,8 +16,9 @@ import pandas as pd
 from ..fit import fit_power_law
 
 
-def versions(study: str = "lmc") -> dict:
-    """Versions of tsim and the libraries that produced the numbers (deep: torch, CUDA, cuDNN, GPU too)."""
+def versions(study: str = "lmc", cfg=None) -> dict:
+    """Versions of tsim and the libraries that produced the numbers (deep: torch, CUDA, cuDNN, GPU and,
+    given the resolved config ``cfg``, the training precision its runs used)."""
     import scipy
 
     import tsim
@@ -31,7 +32,7 @@ def versions(study: str = "lmc") -> dict:
     if study == "deep":
         from ..deep.study import torch_versions
 
-        out.update(torch_versions())
+        out.update(torch_versions(cfg))
     return out
 
 
