@@ -128,3 +128,29 @@ def test_sample_hand_and_blas_paths_agree(m, d):
     assert out[False][0] == pytest.approx(out[True][0], rel=1e-13)
     assert np.allclose(out[False][1], out[True][1], rtol=1e-12, atol=1e-14)
     assert np.allclose(out[False][2], out[True][2], rtol=1e-12, atol=1e-14)
+
+
+def test_path_losses_do_not_depend_on_the_thread_split(monkeypatch):
+    """The t-points of a path split into chunks on threads give the same numbers as one serial call,
+    and each equals the population loss of the interpolated net."""
+    import numba
+
+    from tsim._kernels import arccos
+
+    T = tsim.Teacher.random(3, 5, seed=1)
+    rng = np.random.default_rng(4)
+    A = tsim.TwoLayer(rng.standard_normal((9, 5)), rng.standard_normal(9))
+    B = tsim.TwoLayer(rng.standard_normal((9, 5)), rng.standard_normal(9))
+    ts = np.linspace(0.0, 1.0, 7)
+    serial = tsim.path_losses(A, B, T, ts)
+    monkeypatch.setattr(arccos, "PATH_THREADS_FROM_WORK", 0)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        split = tsim.path_losses(A, B, T, ts)
+    finally:
+        numba.set_num_threads(before)
+    assert np.array_equal(serial, split)
+    for t, v in zip(ts, serial):
+        mid = tsim.TwoLayer((1 - t) * A.W + t * B.W, (1 - t) * A.a + t * B.a)
+        assert v == pytest.approx(tsim.population_loss(mid, T), rel=1e-12)

@@ -1,6 +1,7 @@
 """Private Numba kernels. Every function here is @njit, takes C-contiguous float64 arrays and
 returns arrays; validation lives in the public wrappers."""
 import contextlib
+import os
 
 import numpy as np
 
@@ -31,13 +32,17 @@ def frozen(x: np.ndarray) -> np.ndarray:
     return x
 
 
+_POOL: dict = {}
+
+
 def parallel_for(body, n: int) -> None:
     """Run body(i) for i in range(n) on up to numba.get_num_threads() Python threads.
 
     The kernels called by ``body`` are compiled with ``nogil=True``, so the threads run in parallel;
-    this replaces a ``prange`` over independent jobs (students, t-points), whose parallel compilation
-    costs seconds on a cold cache. Each job writes only its own outputs, so the numbers do not depend
-    on the thread count. Exceptions propagate.
+    this replaces a ``prange`` over independent jobs (students, chunks of t-points), whose parallel
+    compilation costs seconds on a cold cache. Each job writes only its own outputs, so the numbers
+    do not depend on the thread count. The pool persists (idle threads block, they do not spin).
+    Exceptions propagate.
     """
     import numba
 
@@ -48,9 +53,16 @@ def parallel_for(body, n: int) -> None:
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for _ in pool.map(body, range(n)):
-            pass
+    key = (numba.get_num_threads(), os.getpid())  # a forked child must not use its parent's threads
+    pool = _POOL.get(key)
+    if pool is None:
+        for old_key, old in list(_POOL.items()):
+            if old_key[1] == os.getpid():
+                old.shutdown(wait=False)
+        _POOL.clear()
+        pool = _POOL[key] = ThreadPoolExecutor(max_workers=key[0], thread_name_prefix="tsim-kernel")
+    for _ in pool.map(body, range(n)):
+        pass
 
 
 COMPILING = "compiling kernels, first run only"

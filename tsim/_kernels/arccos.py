@@ -486,17 +486,48 @@ def loss_grad(W, a, c, TW, Ta, tt, scale, want_grad, gW, ga):
     return kernel(W, a, float(c), TW, Ta, float(tt), float(scale), bool(want_grad), gW, ga)
 
 
-def _path_losses(WA, aA, cA, WB, aB, cB, ts, TW, Ta, tt, scale):
-    """Population loss along (1 - t) A + t B for each t in ts -> (len(ts),), the t-points on threads
-    (the loss kernel releases the GIL; a prange here would compile the whole chain once more)."""
-    out = np.empty(ts.shape[0])
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FM)
+def _path_chunk(WA, aA, cA, WB, aB, cB, ts, TW, Ta, tt, scale, off, out):
+    """out[g] = population loss at (1 - ts[g]) A + ts[g] B, serially over g (releases the GIL).
+
+    ``off`` must be False: passed in rather than written as a constant (typed Literal[bool]) so
+    that the loss kernel is called with the same types as everywhere else and compiles once."""
+    m, d = WA.shape
+    ws = _workspace(m, d)
     dummyW = np.empty((1, 1))
     dummya = np.empty(1)
-
-    def point(g):
+    for g in range(ts.shape[0]):
         t = ts[g]
-        out[g] = _loss_grad((1.0 - t) * WA + t * WB, (1.0 - t) * aA + t * aB, (1.0 - t) * cA + t * cB,
-                            TW, Ta, tt, scale, False, dummyW, dummya)
+        W = (1.0 - t) * WA + t * WB
+        a = (1.0 - t) * aA + t * aB
+        c = (1.0 - t) * cA + t * cB
+        out[g] = _loss_grad_ws(W, a, c, TW, Ta, tt, scale, off, dummyW, dummya, ws)
 
-    parallel_for(point, ts.shape[0])
+
+PATH_THREADS_FROM_WORK = 1 << 20  # m^2 d (t-points) from which a path's t-points go to threads
+
+
+def _path_losses(WA, aA, cA, WB, aB, cB, ts, TW, Ta, tt, scale):
+    """Population loss along (1 - t) A + t B for each t in ts -> (len(ts),).
+
+    The t-points are split into contiguous chunks run on threads (:func:`parallel_for`) once the
+    path is worth it (m^2 d len(ts) >= PATH_THREADS_FROM_WORK); a small path runs in one call.
+    Each t-point's number does not depend on the split."""
+    import numba
+
+    WA, aA, WB, aB, ts = (frozen(x) for x in (WA, aA, WB, aB, ts))
+    TW, Ta = (np.require(x, np.float64, "CW") for x in (TW, Ta))
+    m, d = WA.shape
+    G = ts.shape[0]
+    out = np.empty(G)
+    work = m * m * d * G
+    parts = 1 if work < PATH_THREADS_FROM_WORK else min(G, numba.get_num_threads())
+    bounds = np.linspace(0, G, parts + 1).astype(np.int64)
+
+    def chunk(k):
+        g0, g1 = bounds[k], bounds[k + 1]
+        _path_chunk(WA, aA, float(cA), WB, aB, float(cB), ts[g0:g1], TW, Ta, float(tt), float(scale), False,
+                    out[g0:g1])
+
+    parallel_for(chunk, parts)
     return out
