@@ -206,6 +206,9 @@ def main(argv=None) -> int:
         print("tsim: interrupted; finished cells are saved, run the same command again to resume.",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `tsim status DIR | head -1`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ConfigError, ValueError, OSError, MemoryError, WorkerDied) as exc:
         if os.environ.get("TSIM_DEBUG"):
             raise
