@@ -103,7 +103,10 @@ def save(fig, path, fmts=("png",)) -> list[Path]:
     out = []
     for fmt in fmts:
         p = Path(path).with_suffix(f".{fmt}")
-        fig.savefig(p, dpi=DPI, metadata={"Date": None} if fmt == "svg" else None)
+        # tight: legends placed below the axes are kept whole; optimize: smaller PNGs (docs/results)
+        fig.savefig(p, dpi=DPI, bbox_inches="tight", pad_inches=0.05,
+                    metadata={"Date": None} if fmt == "svg" else None,
+                    pil_kwargs={"optimize": True} if fmt == "png" else None)
         out.append(p)
     return out
 
