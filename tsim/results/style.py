@@ -104,9 +104,9 @@ def save(fig, path, fmts=("png",)) -> list[Path]:
     for fmt in fmts:
         p = Path(path).with_suffix(f".{fmt}")
         # tight: legends placed below the axes are kept whole; optimize: smaller PNGs (docs/results)
+        extra = {"pil_kwargs": {"optimize": True}} if fmt == "png" else {}
         fig.savefig(p, dpi=DPI, bbox_inches="tight", pad_inches=0.05,
-                    metadata={"Date": None} if fmt == "svg" else None,
-                    pil_kwargs={"optimize": True} if fmt == "png" else None)
+                    metadata={"Date": None} if fmt == "svg" else None, **extra)
         out.append(p)
     return out
 
