@@ -82,3 +82,136 @@ def test_bad_perm_and_shapes(rng):
         A.permute([0, 0, 1])
     with pytest.raises(ValueError, match="Pad"):
         tsim.weight_matching(A, tsim.TwoLayer(rng.standard_normal((4, 2)), np.ones(4)))
+
+
+# ----------------------------------------------------------------------------- certified solver (issue 12)
+from scipy.optimize import linear_sum_assignment  # noqa: E402
+
+from tsim.match import (Assignment, certificate_holds, round_ties, solve_lap, weight_assignment,  # noqa: E402
+                        weight_scores)
+
+
+def _scipy_value(C, maximize):
+    r, c = linear_sum_assignment(C, maximize=maximize)
+    return C[r, c].sum()
+
+
+def _trained_like(rng, m, d, noise=0.05):
+    """Students near teacher-aligned minima: rows = teacher directions x random scale + noise;
+    B = a permuted noisy copy of A (rank-1 blocks: hard for dense JV, many near-ties)."""
+    T = rng.standard_normal((max(2, d // 4), d))
+    T /= np.linalg.norm(T, axis=1, keepdims=True)
+    s = rng.exponential(1.0, m)
+    W = T[rng.integers(0, T.shape[0], m)] * s[:, None] + noise * rng.standard_normal((m, d)) / np.sqrt(d)
+    A = tsim.TwoLayer(W, s + noise * rng.standard_normal(m))
+    p = rng.permutation(m)
+    B = tsim.TwoLayer(A.W[p] + noise * rng.standard_normal((m, d)) / np.sqrt(d),
+                      A.a[p] + noise * rng.standard_normal(m))
+    return A, B
+
+
+@pytest.mark.parametrize("maximize", [True, False])
+@pytest.mark.parametrize("m, d", [(7, 3), (60, 4), (300, 16)])
+def test_certificate_holds_and_matches_scipy_on_random_costs(rng, m, d, maximize):
+    C = round_ties(rng.standard_normal((m, d)) @ rng.standard_normal((d, m)))
+    res = solve_lap(C, maximize=maximize)
+    assert isinstance(res, Assignment) and res.certified and res.quantum > 0 and res.violation == 0.0
+    assert res.value == pytest.approx(_scipy_value(C, maximize), rel=1e-13)
+    # independent check in float64 (prices converted from integer units: tolerance a few ulps of max|C|)
+    assert certificate_holds(C, res.perm, res.u, res.v, maximize, tol=1e-12 * np.abs(C).max())
+    r, c = linear_sum_assignment(C, maximize=maximize)
+    assert res.unique and np.array_equal(res.perm, c)  # a unique optimum: the same perm as scipy
+
+
+def test_certificate_fails_when_the_assignment_or_prices_are_corrupted(rng):
+    C = round_ties(rng.standard_normal((40, 5)) @ rng.standard_normal((5, 40)))
+    res = solve_lap(C, maximize=True)
+    tol = 1e-12 * np.abs(C).max()
+    assert certificate_holds(C, res.perm, res.u, res.v, True, tol)
+    bad = res.perm.copy()
+    bad[[0, 1]] = bad[[1, 0]]
+    assert not certificate_holds(C, bad, res.u, res.v, True, tol)  # slackness breaks on the swapped pair
+    assert not certificate_holds(C, res.perm[::-1], res.u, res.v, True, tol)
+    u = res.u.copy()
+    u[3] -= 1e-3  # row 3 no longer covers its row: infeasible
+    assert not certificate_holds(C, res.perm, u, res.v, True, tol)
+    assert not certificate_holds(C, res.perm, res.u, res.v, False, tol)  # wrong sense
+
+
+def test_float_mode_costs_are_certified_within_their_tolerance(rng):
+    C = rng.random((50, 50)) * 1e3 + np.pi  # not on a rounding grid
+    res = solve_lap(C)
+    assert res.certified and res.quantum == 0.0 and res.tol == pytest.approx(1e-12 * np.abs(C).max())
+    assert res.value == pytest.approx(_scipy_value(C, False), rel=1e-12)
+    assert certificate_holds(C, res.perm, res.u, res.v, False, res.tol)
+
+
+@pytest.mark.parametrize("m", [6, 40, 520])
+def test_tied_costs_are_certified_and_keep_the_earlier_tie_break(rng, m):
+    C = rng.integers(0, 3, (m, m)).astype(float)  # integers: massive ties
+    res = solve_lap(C, maximize=True)
+    assert res.certified and res.unique is False
+    assert res.value == _scipy_value(C, True)
+    assert certificate_holds(C, res.perm, res.u, res.v, True, 1e-12 * np.abs(C).max())
+    legacy, name = tsim.match._legacy_assignment(-C)
+    assert res.solver == name == ("lapjvs" if m < tsim.match.SCIPY_FROM_M else "scipy")
+    assert np.array_equal(res.perm, legacy)
+    assert all(np.array_equal(res.perm, solve_lap(C, maximize=True).perm) for _ in range(2))  # deterministic
+
+
+def test_small_candidate_lists_force_widening_and_dense_rows_and_stay_exact(rng, monkeypatch):
+    monkeypatch.setattr(tsim.match, "SAP_K", 2)
+    monkeypatch.setattr(tsim.match, "SAP_CAP", 4)
+    for C in (round_ties(np.outer(rng.exponential(size=80), rng.exponential(size=80))),  # rank 1
+              round_ties(rng.standard_normal((80, 3)) @ rng.standard_normal((3, 80)))):
+        res = solve_lap(C, maximize=True)
+        assert res.certified and res.stats["widened"] > 0
+        assert res.value == pytest.approx(_scipy_value(C, True), rel=1e-13)
+        assert certificate_holds(C, res.perm, res.u, res.v, True, 1e-12 * np.abs(C).max())
+    assert res.stats["dense"] > 0 or res.stats["rounds"] > 1
+
+
+@pytest.mark.parametrize("kind", ["random", "trained"])
+def test_weight_assignment_is_certified_and_equals_scipy_on_the_rounded_score(rng, kind):
+    m, d = 200, 16
+    if kind == "random":
+        A = tsim.TwoLayer(rng.standard_normal((m, d)), rng.standard_normal(m))
+        B = tsim.TwoLayer(rng.standard_normal((m, d)), rng.standard_normal(m))
+    else:
+        A, B = _trained_like(rng, m, d)
+    res = weight_assignment(A, B)
+    S = weight_scores(A, B)
+    r, c = linear_sum_assignment(S, maximize=True)
+    assert res.certified and res.unique and res.violation == 0.0
+    assert np.array_equal(res.perm, c) and np.array_equal(res.perm, tsim.weight_matching(A, B))
+    assert res.value == pytest.approx(S[r, c].sum(), rel=1e-14)
+    assert certificate_holds(S, res.perm, res.u, res.v, True, 1e-12 * np.abs(S).max())
+
+
+def test_weight_matching_recovers_a_planted_permutation_at_larger_m(rng):
+    m = 700
+    A = tsim.TwoLayer(rng.standard_normal((m, 8)), rng.standard_normal(m))
+    p = rng.permutation(m)
+    B = tsim.TwoLayer(A.W + 1e-3 * rng.standard_normal(A.W.shape), A.a.copy()).permute(p)
+    res = weight_assignment(A, B)
+    assert res.certified and np.array_equal(res.perm, np.argsort(p))
+
+
+def test_certified_is_surfaced_in_align_results(rng):
+    A = tsim.TwoLayer(rng.standard_normal((12, 3)), rng.standard_normal(12))
+    B = tsim.TwoLayer(rng.standard_normal((10, 3)), rng.standard_normal(10))  # padded to 12
+    assert tsim.align(A, B, "weight").certified is True
+    assert tsim.align(A, B, "activation").certified is True
+    T = tsim.Teacher.random(2, 3, seed=0)
+    assert tsim.align(A, B, "ste", T=T, ste_steps=2).certified is None
+    assert "certified" not in tsim.align(A, B, "weight").info
+
+
+def test_trivial_sizes_and_validation():
+    assert solve_lap(np.array([[2.5]]), maximize=True).perm.tolist() == [0]
+    z = solve_lap(np.zeros((3, 3)))
+    assert z.certified and sorted(z.perm.tolist()) == [0, 1, 2]
+    with pytest.raises(ValueError, match="square"):
+        solve_lap(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="non-finite"):
+        solve_lap(np.array([[0.0, np.nan], [1.0, 2.0]]))

@@ -6,7 +6,7 @@ neuron i of A is matched with neuron perm[i] of B.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,38 +38,220 @@ def round_ties(C: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return R
 
 
-SCIPY_FROM_M = 512  # measured crossover of the two exact float64 solvers (benchmarks/bench_matching.py)
+#: pricing tolerance and certificate tolerance of a cost not on a rounding grid, times max |C|
+FLOAT_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """An optimal assignment with its LP duality certificate.
+
+    Attributes
+    ----------
+    perm : ndarray of int, shape (m,)   row i is assigned column perm[i]
+    u, v : ndarray, shape (m,)          dual prices of rows and columns, in the units of C and the
+                                        sense of the problem: maximise: u_i + v_j >= C_ij for all i, j;
+                                        minimise: u_i + v_j <= C_ij; equality on (i, perm[i]). In
+                                        exact mode they are integers times q, so in C units these hold
+                                        up to the rounding of that product (~1 ulp of max |C|)
+    certified : bool                    the prices passed the check below (False: the solver
+                                        fell back to scipy's exact solver, no prices; u, v are NaN)
+    value : float                       sum_i C[i, perm[i]]
+    violation : float                   worst violation of dual feasibility or of equality on the
+                                        assignment, in units of C (0 in exact mode)
+    tol : float                         the tolerance the check allowed, in units of C
+    quantum : float                     q > 0: C was on the grid of multiples of q (as round_ties
+                                        leaves it) and was solved and checked exactly in integer
+                                        units C / q; 0: float mode (tol = FLOAT_TOL max |C|)
+    solver : str                        who chose perm: "sap" (sparse shortest augmenting paths);
+                                        on a tied optimum "lapjvs" or "scipy" (the earlier rule,
+                                        see :func:`solve_lap`); "scipy" also for the uncertified fallback
+    unique : bool or None               True: no alternating cycle of tight edges under (u, v), so
+                                        perm is the only optimum; False: several optima (or too many
+                                        tight edges to tell); None: not certified
+    stats : dict                        pricing rounds, rows widened, rows reached by searches, ...
+    """
+
+    perm: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    certified: bool
+    value: float
+    violation: float
+    tol: float
+    quantum: float
+    solver: str
+    unique: bool | None = None
+    stats: dict = field(default_factory=dict)
+
+
+def _grid(C: np.ndarray, scale: float) -> float:
+    """The quantum q of round_ties for this scale: 10^(floor(log10 scale) - 11)."""
+    return 10.0 ** (np.floor(np.log10(scale)) - 11)
+
+
+def _check_square(C: np.ndarray, name: str = "cost") -> np.ndarray:
+    C = np.ascontiguousarray(C, dtype=np.float64)
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise ValueError(f"{name} must be a square matrix; got shape {C.shape}.")
+    if not np.all(np.isfinite(C)):
+        raise ValueError(f"{name} contains non-finite values.")
+    return C
+
+
+def _solve_sap(K: np.ndarray, C, maximize: bool, q: float, tol: float, hints: list[np.ndarray]) -> Assignment:
+    """Solve min sum K[i, perm[i]] (K = +-C, or +-C / q in exact mode) by sparse SAP and certify it.
+
+    hints: guesses of the column prices of K (min form) besides the built-in ones (see solve_lap).
+    On a tied optimum the permutation of the earlier rule (:func:`_legacy_assignment` on the same
+    input) is returned instead, certified by the same prices.
+    """
+    from ._kernels.lap import _alternating_cycle, _certify, solve
+
+    m = K.shape[0]
+    x, u, v, st = solve(K, hints, SAP_K, SAP_CAP, tol, arr=SAP_ARR)
+    E = np.empty((TIGHT_CAP * m, 2), np.int64)
+    viol, slack, big, n_tight = _certify(K, x, u, v, tol, E)
+    unit = q if q > 0 else 1.0
+    sign = -1.0 if maximize else 1.0
+    certified = bool(viol <= tol and slack <= tol and big < 2.0 ** 52)
+    stats = {"rounds": int(st[0]), "widened": int(st[1]), "reached": int(st[2]), "dense": int(st[3]),
+             "hint": ("max_i C_ij", "half max_i C_ij", "given")[min(int(st[4]), 2)], "tight": int(n_tight)}
+    C = C.K * C.factor if isinstance(C, _Scaled) and not certified else C
+    if not certified:  # pragma: no cover - a safety net: never seen in the tests
+        return _scipy(C, maximize, stats, max(viol, slack) * unit, tol * unit, q)
+    unique = n_tight == 0 or (n_tight <= E.shape[0] and not _alternating_cycle(E, n_tight, x))
+    solver = "sap"
+    if not unique:  # several optima (or too many tight edges to tell): the earlier rule's choice
+        # the earlier input exactly: weight_matching passed -round_ties(S) (= q K bit for bit)
+        legacy_in = unit * K if isinstance(C, _Scaled) else (-C if maximize else C)
+        p, solver = _legacy_assignment(legacy_in)
+        if np.all(np.abs(u + v[p] - K[np.arange(m), p]) <= tol):  # the same prices prove it optimal
+            x = p
+        else:  # pragma: no cover - the legacy solvers are exact: cannot happen
+            solver = "sap"
+    return Assignment(perm=x, u=sign * unit * u, v=sign * unit * v, certified=True,
+                      value=float(C[np.arange(m), x].sum()), violation=float(max(viol, slack, 0.0)) * unit,
+                      tol=tol * unit, quantum=q, solver=solver, unique=bool(unique), stats=stats)
+
+
+def _legacy_assignment(K: np.ndarray) -> tuple[np.ndarray, str]:
+    """(perm, solver) minimising K as tsim did before the certified solver: lapx ``lapjvs`` (exact
+    float64) for m < 512, scipy ``linear_sum_assignment`` from 512 on. Used on tied optima only,
+    so that their tie-break (which can decide a barrier) is unchanged."""
+    m = K.shape[0]
+    perm = np.empty(m, dtype=np.int64)
+    if _lap is not None and m < SCIPY_FROM_M:
+        _, rows, cols = _lap.lapjvs(K, return_cost=True, jvx_like=True, prefer_float32=False)
+        perm[rows] = cols
+        return perm, "lapjvs"
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(K)
+    perm[rows] = cols
+    return perm, "scipy"
+
+
+#: the earlier rule's crossover (lapjvs below, scipy from there), kept for the tie-break on tied optima
+SCIPY_FROM_M = 512
+#: tight edges off the matching examined for a second optimum, per row (more: treated as tied)
+TIGHT_CAP = 8
+
+
+#: candidate edges per row to start with (and added per widening), and the most before a row is dense
+SAP_K, SAP_CAP, SAP_ARR = 12, 64, 2
+
+
+def solve_lap(C: np.ndarray, maximize: bool = False, col_prices: np.ndarray | None = None) -> Assignment:
+    """Exact linear assignment on a square cost C (m, m) with an LP duality certificate.
+
+    Finds perm with sum_i C[i, perm[i]] optimal (max or min) and dual prices u, v:
+    maximise: u_i + v_j >= C_ij for all i, j, with equality on (i, perm[i]), which proves optimality
+    (weak duality: any assignment scores <= sum u + sum v = the value of perm).
+
+    Exact mode: when C lies on a grid of multiples of q = 10^(floor(log10 max|C|) - 11) (what
+    :func:`round_ties` returns), the solver works on the integers C / q (< 10^12 in size), where every
+    float64 sum is exact, and the certificate is checked with tolerance 0: perm is exactly optimal
+    for the rounded cost. Otherwise (float mode) prices are checked with tol = FLOAT_TOL max |C|,
+    which proves the value within 2 m tol of the optimum.
+
+    Solver: shortest augmenting paths (Jonker-Volgenant) on a sparse candidate graph, priced against
+    the full matrix until no edge violates the duals (:mod:`tsim._kernels.lap`); O(m^2) memory reads
+    per pricing round, far fewer Dijkstra steps than a dense solver on low-rank costs. If the check
+    ever failed, scipy's solver would answer instead (``certified=False``, no prices).
+
+    Ties. The prices also tell whether the optimum is unique: it is unless the tight edges
+    (u_i + v_j = C_ij) off the assignment close an alternating cycle (``unique``). A unique optimum is
+    what every exact solver returns, so perm equals scipy's and lapx's. On a tied optimum perm is
+    the one tsim chose before this solver (``lap.lapjvs`` below m = 512, scipy from there, re-solved
+    on the same input; ``solver`` says which), certified by the same prices: tie-breaks, which can
+    decide a barrier, are unchanged, and equal inputs give equal outputs.
+
+    Parameters
+    ----------
+    C : ndarray, shape (m, m)    finite costs (or scores with maximize=True)
+    maximize : bool
+    col_prices : ndarray, shape (m,), optional
+        a guess of the optimal column prices v (any values are valid; good ones make the candidate
+        graph small), e.g. |y_j|^2 / 2 for C_ij = <x_i, y_j> of near-matching vectors. Used when it
+        gives a larger greedy matching than the built-in guesses (v_j = max_i C_ij and half of it).
+    """
+    C = _check_square(C)
+    m = C.shape[0]
+    scale = max(float(C.max()), -float(C.min())) if m else 0.0
+    if m <= 1 or scale == 0.0:  # nothing to solve: any perm is optimal (the earlier rule picks one)
+        perm, solver = (np.arange(m, dtype=np.int64), "trivial") if m <= 1 else _legacy_assignment(C)
+        return Assignment(perm=perm, u=np.zeros(m), v=C[0].copy() if m else np.zeros(0), certified=True,
+                          value=float(np.trace(C)), violation=0.0, tol=0.0, quantum=0.0, solver=solver,
+                          unique=m <= 1)
+    from ._kernels.lap import _quantize
+
+    sign = -1.0 if maximize else 1.0
+    K = np.empty_like(C)
+    q = _grid(C, scale)
+    for qq in (q, q / 10):  # round_ties's grid of C, or of a C whose rounding reached the next power of 10
+        if _quantize(C, qq, sign, K) <= 1e-3:
+            q, tol = qq, 0.0
+            break
+    else:
+        q, tol = 0.0, FLOAT_TOL * scale
+        np.multiply(C, sign, out=K)
+    unit = q if q > 0 else 1.0
+    hints = []
+    if col_prices is not None:
+        h = np.asarray(col_prices, dtype=np.float64) * (sign / unit)
+        hints.append(np.rint(h) if q > 0 else h)
+    return _solve_sap(K, C, maximize, q, tol, hints)
+
+
+def certificate_holds(C: np.ndarray, perm: np.ndarray, u: np.ndarray, v: np.ndarray, maximize: bool = False,
+                      tol: float = 0.0) -> bool:
+    """Whether prices (u, v) prove perm optimal for C: an independent numpy check, O(m^2) memory.
+
+    maximise: u_i + v_j >= C_ij - tol for all i, j and |u_i + v_perm(i) - C_i,perm(i)| <= tol
+    (minimise: <=). Then sum_i C[i, perm[i]] is within 2 m tol of the optimum (exactly optimal at
+    tol = 0; :func:`solve_lap` checks exact-mode results in integer units, where tol = 0).
+    """
+    C = np.asarray(C, dtype=np.float64)
+    perm = np.asarray(perm)
+    u = np.asarray(u, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    m = C.shape[0]
+    if perm.shape != (m,) or not np.array_equal(np.sort(perm), np.arange(m)) or not np.all(np.isfinite(u)):
+        return False
+    gap = u[:, None] + v[None, :] - C
+    if not maximize:
+        gap = -gap
+    return bool(gap.min() >= -tol and np.all(np.abs(gap[np.arange(m), perm]) <= tol))
 
 
 def solve_assignment(C: np.ndarray, maximize: bool = False) -> np.ndarray:
     """Exact linear assignment on a square cost C (m, m): perm with sum_i C[i, perm[i]] optimal.
 
-    Both solvers are exact in float64: LAPJV from lapx (``lap.lapjvs``, prefer_float32=False) for
-    m < ``SCIPY_FROM_M``, scipy.optimize.linear_sum_assignment from there on (in float64 it was
-    1.6-3x faster than lapjvs at m = 1024..4096 on inner-product costs here, see
-    benchmarks/RESULTS.md) or whenever lapx is missing. Deterministic for a given C.
+    ``solve_lap(C, maximize).perm``: see :func:`solve_lap` for the solver, the certificate and
+    what is guaranteed on ties.
     """
-    C = np.ascontiguousarray(C, dtype=np.float64)
-    if C.ndim != 2 or C.shape[0] != C.shape[1]:
-        raise ValueError(f"cost must be a square matrix; got shape {C.shape}.")
-    if not np.all(np.isfinite(C)):
-        raise ValueError("cost contains non-finite values.")
-    if maximize:
-        C = -C
-    m = C.shape[0]
-    if m == 1:
-        return np.zeros(1, dtype=np.int64)
-    if _lap is not None and m < SCIPY_FROM_M:
-        _, rows, cols = _lap.lapjvs(C, return_cost=True, jvx_like=True, prefer_float32=False)
-        perm = np.empty(m, dtype=np.int64)
-        perm[rows] = cols
-        return perm
-    from scipy.optimize import linear_sum_assignment
-
-    rows, cols = linear_sum_assignment(C)
-    perm = np.empty(m, dtype=np.int64)
-    perm[rows] = cols
-    return perm
+    return solve_lap(C, maximize).perm
 
 
 def weight_scores(A: TwoLayer, B: TwoLayer) -> np.ndarray:
@@ -78,27 +260,58 @@ def weight_scores(A: TwoLayer, B: TwoLayer) -> np.ndarray:
     return round_ties(C, out=C)
 
 
-def weight_matching(A: TwoLayer, B: TwoLayer) -> np.ndarray:
-    """Permutation of B's neurons that best matches A's weights.
+def weight_assignment(A: TwoLayer, B: TwoLayer) -> Assignment:
+    """Weight matching of B to A with its duality certificate (see :func:`weight_matching`).
 
-    Solves  max_perm sum_i <z^A_i, z^B_perm(i)>,  z_j = (w_j, c a_j),
-    which for one hidden layer is exactly  min_perm ||theta_A - theta_{perm(B)}||^2  and is one
-    linear assignment (Ainsworth et al. 2023, arXiv:2209.04836). Ties: the cost is rounded to 12
-    significant digits and solved exactly (:func:`solve_assignment`), so equal inputs give equal
-    outputs; use :func:`assignment_ties` to see whether the optimum was unique.
-
-    Returns
-    -------
-    perm : ndarray of int, shape (m,)   ``B.permute(perm)`` is aligned with A.
+    One GEMM builds S = Z_A Z_B^T, z = (w, c a); S is rounded as :func:`round_ties` does (to its
+    grid of q = 10^(floor(log10 max|S|) - 11)) straight into integers S / q, which the sparse
+    solver maximises exactly (:func:`solve_lap`, exact mode), column prices guessed as |z^B_j|^2 / 2.
+    ``perm``, ``value`` and the prices u, v refer to the rounded S.
     """
     if A.d != B.d:
         raise ValueError(f"A and B must have the same input dimension d; got d={A.d} and d={B.d}.")
     if A.m != B.m:
         raise ValueError(f"A and B must have the same width m to be matched; got m={A.m} and m={B.m}. "
                          "Pad the narrower one with zero neurons (TwoLayer.pad) or use tsim.align, which pads.")
-    C = weight_scores(A, B)
-    np.negative(C, out=C)  # minimise -C in place: the same LAP input as maximize=True, no copy
-    return solve_assignment(C, maximize=False)
+    ZB = neuron_features(B)
+    K = neuron_features(A) @ ZB.T
+    m = K.shape[0]
+    scale = max(float(K.max()), -float(K.min())) if K.size else 0.0
+    if m <= 1 or scale == 0.0 or not np.isfinite(scale):
+        return solve_lap(round_ties(K, out=K), maximize=True)
+    from ._kernels.lap import _quantize
+
+    q = _grid(K, scale)
+    _quantize(K, q, -1.0, K)  # K = -rint(S / q): minimise; S rounded = -q K exactly as round_ties gives
+    S = _Scaled(K, -q)
+    return _solve_sap(K, S, True, q, 0.0, [np.rint(np.einsum("ij,ij->i", ZB, ZB) * (-0.5 / q))])
+
+
+class _Scaled:
+    """C = factor * K without forming it: only C[rows, cols] (the assignment's value) is read."""
+
+    def __init__(self, K, factor):
+        self.K, self.factor, self.shape = K, factor, K.shape
+
+    def __getitem__(self, idx):
+        return self.K[idx] * self.factor
+
+
+def weight_matching(A: TwoLayer, B: TwoLayer) -> np.ndarray:
+    """Permutation of B's neurons that best matches A's weights.
+
+    Solves  max_perm sum_i <z^A_i, z^B_perm(i)>,  z_j = (w_j, c a_j),
+    which for one hidden layer is exactly  min_perm ||theta_A - theta_{perm(B)}||^2  and is one
+    linear assignment (Ainsworth et al. 2023, arXiv:2209.04836). Ties: the score is rounded to 12
+    significant digits (:func:`round_ties`) and solved exactly with a duality certificate
+    (:func:`weight_assignment`, :func:`solve_lap`), so equal inputs give equal outputs; use
+    :func:`assignment_ties` to see whether the optimum was unique.
+
+    Returns
+    -------
+    perm : ndarray of int, shape (m,)   ``B.permute(perm)`` is aligned with A.
+    """
+    return weight_assignment(A, B).perm
 
 
 @dataclass(frozen=True)

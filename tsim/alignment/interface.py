@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..match import assignment_ties, round_ties, solve_assignment, weight_scores
+from ..match import assignment_ties, neuron_features, round_ties, solve_lap, weight_scores
 from ..network import TwoLayer, check_perm
 from .activation import activation_correlation
 from .barrier_aware import barrier_aware_matching
@@ -50,6 +50,9 @@ class AlignResult:
                                         optimal, barrier: the barrier)
     A, B : TwoLayer                     padded A and padded, permuted B (ready to interpolate)
     info : dict                         method details (ste: steps, loss curve end; ...)
+    certified : bool or None            weight/activation: the assignment came with an LP duality
+                                        certificate of exact optimality on the rounded score
+                                        (:func:`tsim.match.solve_lap`); None for the other methods
     """
 
     perm: np.ndarray
@@ -62,6 +65,7 @@ class AlignResult:
     A: TwoLayer
     B: TwoLayer
     info: dict = field(default_factory=dict)
+    certified: bool | None = None
 
     @property
     def m(self) -> int:
@@ -82,16 +86,18 @@ def pad_pair(A: TwoLayer, B: TwoLayer) -> tuple[TwoLayer, TwoLayer, bool]:
 # --------------------------------------------------------------------------- the methods
 # Each takes the padded pair, its rounded weight-matching score S_wm and the options of align();
 # returns (perm, the score matrix whose ties are reported, objective, info).
+# "weight" and "activation" put the certificate flag of their assignment in info["certified"].
 def _weight(A, B, S_wm, o):
-    perm = solve_assignment(S_wm, maximize=True)
-    return perm, S_wm, float(S_wm[np.arange(perm.size), perm].sum()), {}
+    ZB = neuron_features(B)
+    res = solve_lap(S_wm, maximize=True, col_prices=0.5 * np.einsum("ij,ij->i", ZB, ZB))
+    return res.perm, S_wm, float(S_wm[np.arange(res.perm.size), res.perm].sum()), {"certified": res.certified}
 
 
 def _activation(A, B, S_wm, o):
     S = round_ties(activation_correlation(A, B, o["X"], n=o["n"], rng=o["rng"], inputs=o["inputs"],
                                           batch=o["batch"]))
-    perm = solve_assignment(S, maximize=True)
-    return perm, S, float(S[np.arange(perm.size), perm].sum()), {}
+    res = solve_lap(S, maximize=True)
+    return res.perm, S, float(S[np.arange(res.perm.size), res.perm].sum()), {"certified": res.certified}
 
 
 def _ste(A, B, S_wm, o):
@@ -150,5 +156,7 @@ def align(A: TwoLayer, B: TwoLayer, method: str = "weight", *, T: TwoLayer | Non
                 ste_noise=ste_noise, grid=grid, max_m=max_m)
     perm, S, score, info = METHODS[method](A2, B2, S_wm, opts)
     perm = check_perm(perm, A2.m)
+    certified = info.pop("certified", None)
     return AlignResult(perm=perm, method=method, padded=padded, m_a=m_a, m_b=m_b,
-                       n_tied=assignment_ties(S, perm).n_tied, score=score, A=A2, B=B2.permute(perm), info=info)
+                       n_tied=assignment_ties(S, perm).n_tied, score=score, A=A2, B=B2.permute(perm), info=info,
+                       certified=certified)

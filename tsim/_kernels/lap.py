@@ -1,0 +1,485 @@
+"""Numba kernels of the exact linear assignment solver with dual prices (private, no validation).
+
+Problem (minimisation, K square (m, m) float64): min_perm sum_i K[i, perm[i]]. Dual: prices u (rows),
+v (columns) with u_i + v_j <= K_ij for all i, j; at an optimum u_i + v_perm(i) = K_i,perm(i).
+
+Method: shortest augmenting paths (Jonker & Volgenant 1987) on a sparse candidate graph with
+column generation ("pricing"), the dense matrix K kept for look-ups and checks (:func:`_prepare`,
+then :func:`_run`):
+
+1. v = one of: v_j = min_i K_ij (column reduction), half of it, or given guesses, whichever gives
+   the largest greedy matching of row-wise argmins of K_ij - v_j. Each row keeps its k smallest
+   reduced costs K_ij - v_j as candidate edges (costs copied beside them), u_i = their minimum
+   (= the whole row's minimum), rows take their argmin column greedily where it is free, and
+   augmenting row reduction (an auction with zero increment over the candidate edges, bounded as
+   in LAPJV) matches more rows.
+2. Every free row is augmented by Dijkstra on the reduced costs K_ij - u_i - v_j >= 0 over its
+   candidate edges (binary heap with decrease-key; order: distance, then a free column, then the
+   column index); prices move so that they stay feasible on candidate edges and tight on matched
+   ones. A search that reaches no free column widens every row it reached (k more edges, or all
+   m once a row has ``cap``), re-prices those rows, frees those no longer tight and goes on.
+3. Pricing: each sparse row is checked against all m columns; a row with an edge of reduced cost
+   < -tol is widened and freed; step 2 runs again. When no row violates, (u, v) is feasible for
+   the whole matrix: the matching is optimal (weak duality).
+
+For a cost of integers (|K| < 2^53, as round_ties gives in units of its quantum) every sum is exact
+in float64, so tol = 0 and the proof is exact. Deterministic: one order of rows and columns, no
+randomness. Memory: K plus O(m cap). Four compiled functions (_prepare, _run, _quantize, _certify)
+and one helper, written so that none inlines a large other one (cold compile time).
+"""
+import numpy as np
+from numba import njit
+
+INF = np.inf
+
+
+@njit(cache=True)
+def _smallest(row, v, k, bv, bj, skip):
+    """The k smallest row[j] - v[j] over j with skip[j] False (ties: smaller j first), sorted, into
+    bv, bj; returns their count."""
+    m = row.shape[0]
+    n = 0
+    for j in range(m):
+        if skip[j]:
+            continue
+        r = row[j] - v[j]
+        if n == k and r >= bv[n - 1]:
+            continue
+        p = n if n < k else k - 1
+        while p > 0 and bv[p - 1] > r:
+            bv[p] = bv[p - 1]
+            bj[p] = bj[p - 1]
+            p -= 1
+        bv[p] = r
+        bj[p] = j
+        if n < k:
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats):
+    """Steps 1 of the module docstring: initial prices, candidate edges, greedy matching, ARR.
+
+    H (h, m): guesses of the column prices. Work arrays: L (m, cap) int64, Lc (m, cap) float64
+    (edges, their costs); F (3, m) float64 (u, v, d); I (11, m) int64 (x, y, nl, free, path, rows,
+    cols, heap, pos, queue, tie); B (3, m) bool (dense, sc, mark). Returns the number of free rows
+    (in I[3], a stack); stats[4] = the prices used (0 column minima, 1 half, 2 + r: H[r]).
+    """
+    m = K.shape[0]
+    u, v, d = F[0], F[1], F[2]
+    x, y, nl, free = I[0], I[1], I[2], I[3]
+    dense, sc, mark = B[0], B[1], B[2]
+    for j in range(m):
+        d[j] = INF
+    for i in range(m):
+        Ki = K[i]
+        for j in range(m):
+            if Ki[j] < d[j]:
+                d[j] = Ki[j]
+    best = -1
+    for c in range(H.shape[0] + 2):
+        for j in range(m):
+            if c == 0:
+                u[j] = d[j]
+            elif c == 1:
+                u[j] = np.rint(0.5 * d[j]) if tol == 0.0 else 0.5 * d[j]
+            else:
+                u[j] = H[c - 2, j]
+            mark[j] = False
+        g = 0  # greedy matching of the row-wise argmins under prices u
+        for i in range(m):
+            Ki = K[i]
+            b = INF
+            arg = 0
+            for j in range(m):
+                r = Ki[j] - u[j]
+                if r < b:
+                    b = r
+                    arg = j
+            if not mark[arg]:
+                mark[arg] = True
+                g += 1
+        if g > best:
+            best = g
+            stats[4] = c
+            for j in range(m):
+                v[j] = u[j]
+    bv = np.empty(k, np.float64)
+    bj = np.empty(k, np.int64)
+    for i in range(m):
+        x[i] = -1
+        y[i] = -1
+        d[i] = INF
+        dense[i] = False
+        sc[i] = False
+        mark[i] = False
+        I[8, i] = -1
+    for i in range(m):  # k best edges per row; u_i = row minimum; greedy matching on argmins
+        n = _smallest(K[i], v, k, bv, bj, mark)
+        for t in range(n):
+            L[i, t] = bj[t]
+            Lc[i, t] = K[i, bj[t]]
+        nl[i] = n
+        u[i] = bv[0]
+        if y[bj[0]] == -1:
+            x[i] = bj[0]
+            y[bj[0]] = i
+    nf = 0
+    for i in range(m):
+        if x[i] == -1:
+            free[nf] = i
+            nf += 1
+    for _ in range(arr):  # augmenting row reduction over the candidate edges
+        cur = 0
+        nfree = 0
+        cnt = 0
+        while cur < nf:
+            cnt += 1
+            i = free[cur]
+            cur += 1
+            j1 = -1
+            j2 = -1
+            v1 = INF
+            v2 = INF
+            for t in range(nl[i]):
+                j = L[i, t]
+                c = Lc[i, t] - v[j]
+                if c < v2:
+                    if c >= v1:
+                        v2 = c
+                        j2 = j
+                    else:
+                        v2 = v1
+                        j2 = j1
+                        v1 = c
+                        j1 = j
+            i0 = y[j1]
+            low = j2 >= 0 and v1 < v2
+            if cnt < cur * m:
+                if low:
+                    v[j1] -= v2 - v1
+                elif i0 >= 0 and j2 >= 0:
+                    j1 = j2
+                    i0 = y[j2]
+                if i0 >= 0:
+                    x[i0] = -1
+                    if low:
+                        cur -= 1
+                        free[cur] = i0
+                    else:
+                        free[nfree] = i0
+                        nfree += 1
+            elif i0 >= 0:
+                x[i0] = -1
+                free[nfree] = i0
+                nfree += 1
+            x[i] = j1
+            y[j1] = i
+        nf = nfree
+    for i in range(m):  # prices of matched rows: tight; free rows: the minimum over their edges
+        if x[i] >= 0:
+            u[i] = K[i, x[i]] - v[x[i]]
+        else:
+            b = INF
+            for t in range(nl[i]):
+                b = min(b, Lc[i, t] - v[L[i, t]])
+            u[i] = b
+    for t in range(nf // 2):  # a stack: rows are augmented in increasing order
+        free[t], free[nf - 1 - t] = free[nf - 1 - t], free[t]
+    return nf
+
+
+@njit(cache=True)
+def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats):
+    """Steps 2 and 3 of the module docstring on the state left by :func:`_prepare`.
+
+    Result: x = I[0] (column of row i), u = F[0], v = F[1], feasible (u_i + v_j <= K_ij + tol) and
+    tight on x unless the pricing rounds ran out (stats[0] == max_rounds). stats: pricing rounds,
+    rows widened, rows reached by searches, dense rows.
+    """
+    m = K.shape[0]
+    cap = L.shape[1]
+    u, v, d = F[0], F[1], F[2]
+    x, y, nl, free, path, rows, cols, h, pos, wq, tie = (I[0], I[1], I[2], I[3], I[4], I[5], I[6], I[7],
+                                                          I[8], I[9], I[10])
+    dense, sc, mark = B[0], B[1], B[2]
+    bv = np.empty(k, np.float64)
+    bj = np.empty(k, np.int64)
+    nw = 0
+    while True:
+        if nw > 0:  # widen the queued rows: more edges, u_i = row minimum, freed unless still tight
+            for t in range(nw):
+                i = wq[t]
+                stats[1] += 1
+                Ki = K[i]
+                if not dense[i] and nl[i] + k > cap:
+                    dense[i] = True
+                b = INF
+                if dense[i]:
+                    for j in range(m):
+                        b = min(b, Ki[j] - v[j])
+                else:
+                    for s in range(nl[i]):
+                        mark[L[i, s]] = True
+                        b = min(b, Lc[i, s] - v[L[i, s]])
+                    n = _smallest(Ki, v, k, bv, bj, mark)
+                    for s in range(nl[i]):
+                        mark[L[i, s]] = False
+                    for s in range(n):
+                        L[i, nl[i] + s] = bj[s]
+                        Lc[i, nl[i] + s] = Ki[bj[s]]
+                    nl[i] += n
+                    if n > 0:
+                        b = min(b, bv[0])
+                u[i] = b
+                xi = x[i]
+                if xi >= 0:
+                    if Ki[xi] - v[xi] - b > tol:
+                        y[xi] = -1
+                        x[i] = -1
+                        free[nf] = i
+                        nf += 1
+                    else:  # still tight (within tol): keep the match exactly tight
+                        u[i] = Ki[xi] - v[xi]
+            nw = 0
+        if nf > 0:  # one shortest augmenting path from the free row cur
+            cur = free[nf - 1]
+            nr = 0
+            nc = 0
+            nh = 0
+            min_val = 0.0
+            i = cur
+            sink = -1
+            while sink == -1:
+                rows[nr] = i
+                nr += 1
+                Ki = K[i]
+                ui = u[i]
+                dn = dense[i]
+                for t in range(m if dn else nl[i]):
+                    if dn:
+                        j = t
+                        r = min_val + Ki[t] - ui - v[t]
+                    else:
+                        j = L[i, t]
+                        r = min_val + Lc[i, t] - ui - v[j]
+                    if sc[j] or r >= d[j]:
+                        continue
+                    if d[j] == INF:
+                        cols[nc] = j
+                        nc += 1
+                        tie[j] = j + (m if y[j] >= 0 else 0)  # free columns first on equal distance
+                        c = nh
+                        nh += 1
+                    else:
+                        c = pos[j]
+                    d[j] = r
+                    path[j] = i
+                    while c > 0:  # sift up
+                        p = (c - 1) >> 1
+                        q = h[p]
+                        if d[q] < r or (d[q] == r and tie[q] < tie[j]):
+                            break
+                        h[c] = q
+                        pos[q] = c
+                        c = p
+                    h[c] = j
+                    pos[j] = c
+                if nh == 0:
+                    break
+                j = h[0]  # pop the nearest column
+                pos[j] = -1
+                nh -= 1
+                if nh > 0:
+                    last = h[nh]
+                    dl = d[last]
+                    c = 0
+                    while True:
+                        l = 2 * c + 1
+                        if l >= nh:
+                            break
+                        if l + 1 < nh and (d[h[l + 1]] < d[h[l]]
+                                           or (d[h[l + 1]] == d[h[l]] and tie[h[l + 1]] < tie[h[l]])):
+                            l += 1
+                        q = h[l]
+                        if dl < d[q] or (dl == d[q] and tie[last] < tie[q]):
+                            break
+                        h[c] = q
+                        pos[q] = c
+                        c = l
+                    h[c] = last
+                    pos[last] = c
+                min_val = d[j]
+                sc[j] = True
+                if y[j] == -1:
+                    sink = j
+                else:
+                    i = y[j]
+            if sink >= 0:
+                stats[2] += nr
+                # prices: u_i += min_val - d(x_i) on reached rows, v_j -= min_val - d_j on scanned columns
+                u[cur] += min_val
+                for t in range(1, nr):
+                    i = rows[t]
+                    u[i] += min_val - d[x[i]]
+                for t in range(nc):
+                    j = cols[t]
+                    if sc[j]:
+                        v[j] -= min_val - d[j]
+                j = sink
+                while True:  # flip the path
+                    i = path[j]
+                    y[j] = i
+                    nxt = x[i]
+                    x[i] = j
+                    j = nxt
+                    if i == cur:
+                        break
+                nf -= 1
+            else:  # stuck: no free column reachable; every row reached is widened
+                stats[2] += nr
+                for t in range(nr):
+                    wq[t] = rows[t]
+                nw = nr
+            for t in range(nc):
+                j = cols[t]
+                d[j] = INF
+                sc[j] = False
+                pos[j] = -1
+            continue
+        if stats[0] == max_rounds:
+            break
+        stats[0] += 1
+        # pricing: rows with an edge of negative reduced cost are widened (and freed)
+        for i in range(m):
+            if dense[i]:
+                continue
+            Ki = K[i]
+            b = INF
+            for j in range(m):
+                b = min(b, Ki[j] - v[j])
+            if b < Ki[x[i]] - v[x[i]] - tol:
+                wq[nw] = i
+                nw += 1
+        if nw == 0:
+            break
+    for i in range(m):
+        stats[3] += dense[i]
+    return nf
+
+
+def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2):
+    """Run :func:`_prepare` and :func:`_run` on fresh work arrays: returns (x, u, v, stats).
+
+    stats: pricing rounds, rows widened, rows reached by searches, dense rows, prices used.
+    """
+    m = K.shape[0]
+    k = min(k, m)
+    cap = max(cap, k)
+    H = np.ascontiguousarray(np.asarray(hints, dtype=np.float64).reshape(-1, m))
+    L = np.empty((m, cap), np.int64)
+    Lc = np.empty((m, cap))
+    F = np.empty((3, m))
+    I = np.empty((11, m), np.int64)
+    B = np.empty((3, m), np.bool_)
+    stats = np.zeros(5, np.int64)
+    nf = _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats)
+    _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats)
+    return I[0], F[0], F[1], stats
+
+
+@njit(cache=True)
+def _quantize(C, q, sign, out):
+    """out = sign * rint(C / q) (out may be C); returns max |C / q - rint(C / q)| (0 on the q grid)."""
+    m, n = C.shape
+    worst = 0.0
+    for i in range(m):
+        for j in range(n):
+            z = C[i, j] / q
+            r = np.rint(z)
+            e = abs(z - r)
+            if e > worst:
+                worst = e
+            out[i, j] = sign * r
+    return worst
+
+
+@njit(cache=True)
+def _certify(K, x, u, v, tol, E):
+    """Check the prices against the whole matrix and list the tight edges off the matching.
+
+    Returns (viol, slack, big, n): viol = max_ij u_i + v_j - K_ij (feasible: <= tol), slack =
+    max_i |u_i + v_x(i) - K_i,x(i)| (tight on x: <= tol), big = max |u|, |v| (< 2^52 keeps integer
+    sums exact), n = the number of edges (i, j), j != x(i), with |u_i + v_j - K_ij| <= tol; the
+    first E.shape[0] of them go to E (rows i, j).
+    """
+    m = K.shape[0]
+    viol = -INF
+    slack = 0.0
+    big = 0.0
+    n = 0
+    cap = E.shape[0]
+    for i in range(m):
+        Ki = K[i]
+        ui = u[i]
+        big = max(big, abs(ui))
+        xi = x[i]
+        for j in range(m):
+            r = ui + v[j] - Ki[j]
+            viol = max(viol, r)
+            if r >= -tol and j != xi:
+                if n < cap:
+                    E[n, 0] = i
+                    E[n, 1] = j
+                n += 1
+        slack = max(slack, abs(ui + v[xi] - Ki[xi]))
+    for j in range(m):
+        big = max(big, abs(v[j]))
+    return viol, slack, big, n
+
+
+@njit(cache=True)
+def _alternating_cycle(E, n, x):
+    """True if the tight edges E[:n] (off the matching x) close an alternating cycle, i.e. another
+    matching of the same value exists: a cycle in the digraph on rows with i -> (row matched to j)
+    for each edge (i, j). Iterative depth-first search, O(m + n)."""
+    m = x.shape[0]
+    y = np.empty(m, np.int64)
+    for i in range(m):
+        y[x[i]] = i
+    start = np.zeros(m + 1, np.int64)
+    for t in range(n):
+        start[E[t, 0] + 1] += 1
+    for i in range(m):
+        start[i + 1] += start[i]
+    fill = start[:m].copy()
+    adj = np.empty(n, np.int64)
+    for t in range(n):
+        i = E[t, 0]
+        adj[fill[i]] = y[E[t, 1]]
+        fill[i] += 1
+    state = np.zeros(m, np.int64)  # 0 new, 1 on the stack, 2 done
+    nxt = start[:m].copy()
+    stack = np.empty(m, np.int64)
+    for s in range(m):
+        if state[s] != 0:
+            continue
+        top = 0
+        stack[0] = s
+        state[s] = 1
+        while top >= 0:
+            i = stack[top]
+            if nxt[i] < start[i + 1]:
+                k = adj[nxt[i]]
+                nxt[i] += 1
+                if state[k] == 1:
+                    return True
+                if state[k] == 0:
+                    state[k] = 1
+                    top += 1
+                    stack[top] = k
+            else:
+                state[i] = 2
+                top -= 1
+    return False
