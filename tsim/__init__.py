@@ -6,7 +6,8 @@ core (network, teacher, data, losses, train, match, barriers, sparsity, fit) -> 
 (every Numba kernel, private). torch lives only in tsim.deep, beside tsim.alignment.
 """
 from . import alignment  # registers the alignment methods with tsim.barriers (barrier(align=...))
-from .alignment import (AlignResult, activation_matching, align, average_barrier, barrier_optimal_perm,
+from .alignment import (AlignResult, activation_matching, align, average_barrier, barrier_aware_matching,
+                        barrier_optimal_perm,
                         functional_recovery, l2_distance, merge_many, merge_to_reference, pad_pair,
                         planted_recovery, prune_sequence, pruning_barriers, sequence_barriers, simplex_barrier,
                         spectral_report, strong_connectivity, svd_alignment, teacher_agreement, teacher_alignment,
@@ -17,7 +18,8 @@ from .errors import ConfigError
 from .fit import PowerLawFit, fit_power_law
 from .losses import (empirical_loss, hessian_max_eig, kernel_matrix, path_losses, population_grad,
                      population_loss, population_loss_grad, teacher_energy)
-from .match import TieReport, assignment_ties, solve_assignment, weight_matching, weight_matching_ties
+from .match import (Assignment, TieReport, assignment_ties, certificate_holds, solve_assignment, solve_lap,
+                    weight_assignment, weight_matching, weight_matching_ties)
 from .network import TwoLayer, init_ensemble
 from .sparsity import effective_neurons, neuron_magnitudes, sparse_fraction
 from .teacher import Teacher
@@ -26,7 +28,8 @@ from .train import TrainResult, train_gd, train_population, train_sgd
 __version__ = "0.2.0"
 
 __all__ = [
-    "ConfigError", "PowerLawFit", "barrier_optimal_perm", "fit_power_law",
+    "Assignment", "ConfigError", "PowerLawFit", "barrier_aware_matching", "barrier_optimal_perm",
+    "certificate_holds", "fit_power_law", "solve_lap", "weight_assignment",
     "BarrierResult", "TieReport", "Teacher", "TrainResult", "TwoLayer", "assignment_ties", "barrier",
     "effective_neurons", "empirical_loss", "hessian_max_eig", "init_ensemble", "kernel_matrix", "labels",
     "neuron_magnitudes", "path_losses", "population_grad", "population_loss", "population_loss_grad",
