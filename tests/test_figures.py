@@ -88,8 +88,13 @@ def study_tables() -> dict:
                                barrier_activation=3e-3 / m, barrier_ste=1e-3 / m,
                                barrier_optimal=0.0 if m == 2 else (1e-3 / m if m <= 4 else np.nan))
                          for p in range(2) for m in (2, 3, 4, 8)])
+    atlas = pd.DataFrame([_pair(m, p, d=d, regime=reg, source=src, matching=meth, zero_exists=1.0,
+                                barrier=0.0 if (meth == "barrier" and (src == "minima" or m == 128))
+                                else 2e-3 * (16 / m) ** (0.5 if meth == "weight" else 1.0))
+                          for reg, src in (("trained", "trained"), ("minima", "minima")) for d in (8, 32)
+                          for p in range(2) for m in (16, 32, 64, 128) for meth in ("weight", "barrier")])
     return {"trajectory_barrier": traj, "pruning_barrier": prune, "multi_vs_width": multi,
-            "strong_vs_width": multi, "singular_alignment": sing, "methods_barrier": meth}
+            "strong_vs_width": multi, "singular_alignment": sing, "methods_barrier": meth, "atlas_rates": atlas}
 
 
 WIDTHS = (0.25, 0.5, 1, 2, 4, 8)

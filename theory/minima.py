@@ -24,6 +24,11 @@ each such pair (1 - t) alpha e_j + t beta e_k leaves a residual relu(.) - (1 - t
 the per-pair error but the permutation has zeros to absorb type mismatches. The measured
 curve and exponent come from :func:`predicted_curve` and :func:`predicted_exponent`; nothing
 in d enters (every minimum lies in span(e_1..e_M), d only pads zeros).
+
+Names in the rate atlas (``study = "atlas"``, :mod:`tsim.studies.atlas`, which draws the same
+minima with the same draws for any teacher and output scale): its "dense" is r = 0 here (called
+"uniform" above: no zero neurons), its "uniform" is r = 1/(M+1) (each neuron's type uniform on
+{zero, 1..M}, :func:`atlas_r`), its "sparse" is r > 0 as given.
 """
 from __future__ import annotations
 
@@ -124,3 +129,12 @@ def predicted_exponent(curve: pd.DataFrame, column: str = "barrier_wm", min_m: i
     sub = curve[curve["m"] >= min_m]
     return tsim.fit_power_law(sub["m"].to_numpy(), sub[column].to_numpy(), n_boot=n_boot,
                               pairs=sub["sample"].to_numpy(), seed=seed)
+
+
+def atlas_r(kind: str, M: int, r: float = 0.5) -> float:
+    """The zero probability r of this module for the rate atlas's minima ``kind``: "uniform" 1/(M+1)
+    (types uniform on {zero, 1..M}), "dense" 0, "sparse" r (see the module docstring)."""
+    rs = {"uniform": 1.0 / (M + 1), "dense": 0.0, "sparse": float(r)}
+    if kind not in rs:
+        raise ValueError(f"kind must be one of {tuple(rs)}; got {kind!r}.")
+    return rs[kind]

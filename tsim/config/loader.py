@@ -16,6 +16,13 @@ Any scalar field may instead hold a sweep axis; the grid is the product of all a
 
 Every error is a :class:`tsim.errors.ConfigError` naming the field, the rule, the value and the fix.
 
+Regimes (``study = "atlas"``): an array of tables ``[[regime]]``, each with a ``name`` and partial
+sections (teacher, student, train, align, atlas) that override the base config for that regime;
+the grid is the union of the regimes' grids, and ``--quick`` applies ``[quick]`` on top of each
+regime. A study module may define ``reads(cfg) -> set of dotted fields`` (:func:`check_reads`):
+then a field that a regime sets (or that the base sets and no regime reads) but does not read is
+an error, not silently ignored.
+
 Size guards (:func:`check_grid`, :func:`check_cell_size`), before anything is allocated: a grid of more
 than :data:`MAX_CELLS` cells (counted from the axes' lengths, no cell built), an axis of more values,
 or a cell whose estimated memory exceeds this machine's or whose estimated work exceeds
@@ -27,9 +34,11 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import stat
+import sys
 import tomllib
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -242,15 +251,196 @@ def from_dict(raw: dict, quick: bool = False, force: bool = False):
     """
     study = study_of(raw)
     sections, cls = KINDS[STUDIES[study].kind]
+    raw, regimes_raw = split_regimes(raw, study)
     parts, axes = parse_sections(raw, sections, quick, force)
     cfg = cls(study=study, axes=axes, **parts)
+    if regimes_raw is not None:
+        cfg = replace(cfg, regimes=parse_regimes(raw, regimes_raw, sections, cls, quick, force))
+    check_study(raw, regimes_raw, cfg)
     check_grid(cfg, force)
     limits = (_ram_bytes(), MAX_WORK)
-    for cell in itertools.chain([cfg], (resolve(cfg, p) for p in points(cfg)) if axes else ()):
+    for cell in itertools.chain([cfg], (resolve(cfg, p) for p in points(cfg))
+                                if axes or getattr(cfg, "regimes", ()) else ()):
         check_cross(cell)
         if not force:
             check_cell_size(cell, *limits)
     return cfg
+
+
+# --------------------------------------------------------------------------- regimes (study atlas)
+#: sections a [[regime]] table may override (sweep, output and analysis are shared by all regimes)
+REGIME_SECTIONS = ("teacher", "student", "train", "align", "atlas")
+#: the only fields an atlas config may sweep: a regime is one setting, its grid the widths and dimensions
+ATLAS_AXES = ("student.m", "teacher.d", "teacher.d_over_M")
+ATLAS_GROUPS = ("regime", "d", "matching")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def split_regimes(raw: Any, study: str) -> tuple[Any, list | None]:
+    """(raw without ``regime``, the [[regime]] tables or None); [[regime]] and [atlas] only with study atlas."""
+    if not isinstance(raw, dict):
+        return raw, None
+    quick = raw.get("quick")
+    if isinstance(quick, dict) and "regime" in quick:
+        raise ConfigError("quick.regime", "[quick] cannot hold [[regime]] tables; [quick] applies on top of "
+                          "every regime. Move the regime tables to the top level.")
+    if study != "atlas":
+        if "regime" in raw:
+            _atlas_only("regime", "[[regime]] tables apply", study)
+        return raw, None
+    if "regime" not in raw:
+        return raw, None
+    raw = dict(raw)
+    regimes = raw.pop("regime")
+    if not isinstance(regimes, list) or not regimes or not all(isinstance(r, dict) for r in regimes):
+        raise ConfigError("regime", f"regime must be an array of tables [[regime]], each with a name and partial "
+                          f"sections ({', '.join(REGIME_SECTIONS)}); got {regimes!r}. Write e.g. [[regime]] "
+                          "name = \"mean_field\" followed by [regime.student] scale = \"1/m\".")
+    return raw, regimes
+
+
+def _atlas_only(key: str, what: str, study: str):
+    raise ConfigError(key, f"{what} to study = \"atlas\" only; got study = {study!r}. Set study = \"atlas\" "
+                      f"or remove {'them' if key == 'regime' else 'it'}.")
+
+
+def parse_regimes(raw: dict, regimes: list, sections: dict, cls: type, quick: bool, force: bool) -> tuple:
+    """((name, config), ...) of the [[regime]] tables: each is the base ``raw`` with the regime's
+    sections merged in (then [quick], when ``quick``), validated like any config; errors name the regime."""
+    out, seen = [], set()
+    if isinstance(raw.get("atlas"), dict) and "regime" in raw["atlas"]:
+        raise ConfigError("atlas.regime", "atlas.regime is set by each [[regime]] table's name; got it in [atlas] "
+                          "as well. Remove atlas.regime.")
+    for k, reg in enumerate(regimes):
+        reg = dict(reg)
+        name = reg.pop("name", None)
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ConfigError("regime.name", f"regime.name must be a name of letters, digits, '_', '-' or '.' "
+                              f"(e.g. \"mean_field\"); got {name!r} in [[regime]] number {k + 1}. Give each "
+                              "[[regime]] a name.")
+        if name in seen:
+            raise ConfigError("regime.name", f"regime.name must be unique; got {name!r} twice. Rename one.")
+        seen.add(name)
+        for key, table in reg.items():
+            if key not in REGIME_SECTIONS:
+                raise ConfigError(f"regime.{key}", f"unknown key regime.{key} in [[regime]] {name!r}. Allowed keys "
+                                  f"in a [[regime]]: name, {', '.join(REGIME_SECTIONS)} (sweep, output and analysis "
+                                  "are shared by every regime). Fix the spelling or remove it.")
+            if not isinstance(table, dict):
+                raise ConfigError(f"regime.{key}", f"regime.{key} in [[regime]] {name!r} must be a table of keys; "
+                                  f"got {table!r}. Write [regime.{key}] followed by its keys.")
+        if "regime" in reg.get("atlas", {}):
+            raise ConfigError(f"regime.{name}.atlas.regime", f"[[regime]] {name!r}: atlas.regime is the regime's "
+                              "name; remove it (the table's name sets it).")
+        merged = _merge(raw, reg)
+        merged["atlas"] = {**merged.get("atlas", {}), "regime": name}
+        try:
+            parts, axes = parse_sections(merged, sections, quick, force)
+        except ConfigError as exc:
+            raise ConfigError(f"regime.{name}.{exc.field}", f"[[regime]] {name!r}: {exc}") from None
+        out.append((name, cls(study=raw.get("study", "lmc"), axes=axes, **parts)))
+    return tuple(out)
+
+
+def _set_fields(table: Any) -> set[str]:
+    """Dotted names of the fields a raw table of sections sets ([quick] included)."""
+    out = set()
+    if not isinstance(table, dict):
+        return out
+    for sec, keys in table.items():
+        if sec == "quick":
+            out |= _set_fields(keys)
+        elif isinstance(keys, dict):
+            out |= {f"{sec}.{k}" for k in keys}
+    return out
+
+
+def check_reads(raw: dict, regimes_raw: list | None, cfg) -> None:
+    """Refuse config fields the study does not read, when its module defines ``reads(cfg)``.
+
+    A field set in a [[regime]] table must be read by that regime; a field set in the base (or in
+    [quick]) must be read by at least one regime. The message names the field and the regime.
+    """
+    reads = getattr(sys.modules.get(STUDIES[cfg.study].run.__module__), "reads", None)
+    if reads is None:
+        return
+    regimes = cfg.regimes or ((cfg.atlas.regime, cfg),)
+    read = {name: reads(rc) for name, rc in regimes}
+    for name, reg in zip((n for n, _ in regimes), regimes_raw or ()):
+        for key in sorted(_set_fields({k: v for k, v in reg.items() if k != "name"}) - read[name]):
+            raise ConfigError(f"regime.{name}.{key}", f"[[regime]] {name!r} sets {key}, which it does not read "
+                              f"({_why(key, dict(regimes)[name])}). Remove {key} from that regime.")
+    every = set().union(*read.values())
+    for key in sorted(_set_fields(raw) - every):
+        who = f"any regime of study = {cfg.study!r}" if cfg.regimes else f"study = {cfg.study!r}"
+        first = f"regime {regimes[0][0]!r}: " if cfg.regimes else ""
+        raise ConfigError(key, f"{key} is not read by {who} ({first}{_why(key, regimes[0][1])}). Remove {key}.")
+
+
+def _why(key: str, cfg) -> str:
+    """Why a regime does not read ``key`` (for the message of :func:`check_reads`)."""
+    sec = key.split(".")[0]
+    if cfg.study != "atlas":
+        return "no reason given"
+    if key == "atlas.r":
+        return (f"atlas.source = {cfg.atlas.source!r}, atlas.minima = {cfg.atlas.minima!r}; r is the zero "
+                "probability of \"sparse\" minima")
+    if key == "atlas.minima":
+        return "atlas.source = \"trained\"; atlas.minima describes sampled minima"
+    if key == "atlas.zero_tol":
+        return "atlas.source = \"minima\": existence is the exact Hall condition, no tolerance"
+    if cfg.atlas.source == "minima" and sec in ("train", "student"):
+        return "atlas.source = \"minima\": global minima are sampled, not trained"
+    if sec == "train":
+        return f"train.method = {cfg.train.method!r}"
+    if sec == "align":
+        return f"align.methods = {list(cfg.align.methods)}; only the options of those methods are read"
+    return "the atlas does not use it"
+
+
+def check_study(raw: dict, regimes_raw: list | None, cfg) -> None:
+    """Whole-config rules of a study: fields it does not read (:func:`check_reads`); for the atlas
+    its axes (widths and dimensions only) and its [analysis] (alpha per regime, d and matching)."""
+    if not isinstance(cfg, Config):
+        return
+    quick = raw.get("quick")
+    if cfg.study != "atlas" and ("atlas" in raw or (isinstance(quick, dict) and "atlas" in quick)):
+        _atlas_only("atlas", "the [atlas] table applies", cfg.study)
+    check_reads(raw, regimes_raw, cfg)
+    if cfg.study != "atlas":
+        return
+    for name, rc in cfg.regimes or ((cfg.atlas.regime, cfg),):
+        for key, _ in rc.axes:
+            if key not in ATLAS_AXES:
+                raise ConfigError(key, f"{key} cannot be swept in study = \"atlas\" (regime {name!r}); only "
+                                  f"{', '.join(ATLAS_AXES)} may be: a regime is one setting. Give {key} one value, "
+                                  "or add a [[regime]] per value.")
+    an = cfg.analysis
+    if an.y != "barrier":
+        raise ConfigError("analysis.y", f"analysis.y must be \"barrier\" for study = \"atlas\" (its one barrier "
+                          f"column, with a matching column beside it); got {an.y!r}. Set analysis.y = \"barrier\".")
+    if "power_law" not in an.measures or not set(ATLAS_GROUPS) <= set(an.group_by):
+        raise ConfigError("analysis.group_by", f"study = \"atlas\" fits alpha per regime, d and matching: "
+                          f"analysis.measures must hold \"power_law\" and analysis.group_by {list(ATLAS_GROUPS)}; "
+                          f"got measures = {list(an.measures)}, group_by = {list(an.group_by)}. Set analysis.group_by "
+                          f"= {list(ATLAS_GROUPS)} and add \"power_law\" to analysis.measures.".replace("'", '"'))
+
+
+def _check_atlas_cell(cfg) -> None:
+    """Rules of one resolved atlas cell."""
+    t, s, a = cfg.teacher, cfg.student, cfg.atlas
+    where = f" (regime {a.regime!r})"
+    if a.source == "minima":
+        if s.m < t.M:
+            raise ConfigError("student.m", f"student.m must be >= teacher.M ({t.M}) for sampled global minima"
+                              f"{where}; got {s.m}. Use widths m >= {t.M}.")
+        if not s.a0 > 0:
+            raise ConfigError("student.a0", f"student.a0 must be > 0 for sampled global minima{where} (the common "
+                              f"output weight of every neuron); got {s.a0}. Set student.a0 = 1.0.")
+    if "activation" in cfg.align.methods and t.inputs != "gaussian" and cfg.align.n_act == 0:
+        raise ConfigError("align.n_act", f"align.n_act must be > 0 for activation matching with teacher.inputs = "
+                          f"{t.inputs!r}{where} (exact moments exist for Gaussian inputs only); got 0. Set "
+                          "align.n_act = 4096 in that regime.")
 
 
 # --------------------------------------------------------------------------- size guards
@@ -383,6 +573,8 @@ def check_cross(cfg) -> None:
     if tr.method == "sgd" and tr.batch > tr.n:
         raise ConfigError("train.batch", f"train.batch must be <= train.n ({tr.n}); got {tr.batch}. "
                           f"Lower train.batch or raise train.n.")
+    if cfg.study == "atlas":
+        _check_atlas_cell(cfg)
     al, n_seq = cfg.align, {"trajectory": cfg.align.checkpoints, "pruning": cfg.align.prune_levels + 1}
     if cfg.study in n_seq and al.perm_at >= n_seq[cfg.study]:
         raise ConfigError("align.perm_at", f"align.perm_at must be -1 or < {n_seq[cfg.study]} (the sequence "

@@ -149,6 +149,41 @@ class AlignConfig:
     max_m: int = rule(Interval(int, 1, 9, example=8), 8, "brute force enumerates m! permutations; use m <= 9")
 
 
+SOURCES = ("trained", "minima")
+MINIMA = ("uniform", "dense", "sparse")
+
+
+@dataclass(frozen=True)
+class AtlasConfig:
+    """Rate atlas (``study = "atlas"``, :mod:`tsim.studies.atlas`): what one regime measures.
+
+    A regime is the base config with the overrides of one ``[[regime]]`` table; ``regime`` is its
+    name (set from the table's ``name``). ``source``: "trained" (students trained as in every
+    study, :mod:`tsim.studies.steps`) or "minima" (global minima sampled directly, no training):
+    ``minima`` "uniform" (each neuron's type uniform on {zero, 1..M}), "dense" (no zero neurons)
+    or "sparse" (each neuron zero with probability ``r``). ``zero_tol``: on trained students a
+    zero-barrier permutation counts as found when the barrier-aware barrier is <= zero_tol times
+    the mean endpoint loss of the pair (plus 1e-12 for rounding). ``search_sweeps``: budget of
+    the barrier-aware local search. The [atlas] table applies to study = "atlas" only.
+    """
+
+    regime: str = rule(Text(), "base", "name the regime with [[regime]] name = \"...\"", sweepable=False)
+    source: str = rule(Choice(SOURCES), "trained",
+                       "use 'trained' (train students) or 'minima' (sample global minima, no training)",
+                       sweepable=False)
+    minima: str = rule(Choice(MINIMA), "uniform",
+                       "use 'uniform' (types uniform on {zero, 1..M}), 'dense' (no zero neurons) or 'sparse'",
+                       sweepable=False)
+    r: float = rule(Interval(float, 0.0, 0.95, open_low=True, example=0.5), 0.5,
+                    "the zero probability of a neuron in 'sparse' minima is in (0, 0.95], e.g. 0.5",
+                    sweepable=False)
+    zero_tol: float = rule(Interval(float, 0.0, example=0.01), 0.01,
+                           "use a fraction >= 0 of the endpoint loss, e.g. 0.01", sweepable=False)
+    search_sweeps: int = rule(Interval(int, 0, example=10), 10,
+                              "use a number of local-search sweeps >= 0 (0: the start permutation only)",
+                              sweepable=False)
+
+
 def derive_teacher(t: TeacherConfig) -> TeacherConfig:
     """Apply teacher.d_over_M: d = d_over_M * M when it is set (> 0)."""
     return replace(t, d=t.d_over_M * t.M) if t.d_over_M > 0 else t
@@ -162,6 +197,7 @@ SECTIONS: dict[str, type] = {
     "output": OutputConfig,
     "analysis": AnalysisConfig,
     "align": AlignConfig,
+    "atlas": AtlasConfig,
 }
 
 
@@ -177,12 +213,20 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
+    atlas: AtlasConfig = field(default_factory=AtlasConfig)
     axes: tuple = ()  # ((dotted name, (values...)), ...) in file order
+    regimes: tuple = ()  # ((name, Config), ...): study "atlas", the grid is the union of the regimes' grids
 
     def __post_init__(self):
         # teacher.d_over_M > 0 sets d = d_over_M * M, in every cell a sweep resolves (replace() re-runs this)
         object.__setattr__(self, "teacher", derive_teacher(self.teacher))
 
     def to_dict(self) -> dict:
-        """Plain nested dict (axes included as lists), for summary.json."""
-        return as_dict(self, SECTIONS)
+        """Plain nested dict (axes included as lists), for summary.json; [atlas] only for study
+        "atlas" (so other studies' cell keys do not change), each regime under ``regime``."""
+        out = as_dict(self, SECTIONS)
+        if self.study != "atlas":
+            out.pop("atlas")
+        if self.regimes:
+            out["regime"] = [r.to_dict() for _, r in self.regimes]
+        return out

@@ -484,6 +484,121 @@ def methods_barrier(df, out, ctx=None):
                   "Barrier by alignment method", ctx=ctx)
 
 
+# ------------------------------------------------------------------------------ rate atlas
+ATLAS_COLORS = {"weight": "tab:blue", "activation": "tab:green", "barrier": "tab:orange", "ste": "tab:purple",
+                "optimal": "black"}
+MIN_FIT_WIDTHS = 3  # a power law needs at least three widths with a positive mean to be called a fit
+
+
+def atlas_fit(g: pd.DataFrame, min_m: int = 16, n_boot: int = 1000, seed: int = 0) -> dict:
+    """The fit of one (regime, d, matching) group of an atlas table, as in summary.json
+    (:func:`tsim.results.summary.rate_fit` on column ``barrier``), or ``{"error": why}``: no finite
+    barrier (diverged), every barrier 0, or fewer than :data:`MIN_FIT_WIDTHS` widths with a positive mean."""
+    from .summary import rate_fit as fit
+
+    tail = g[g["m"] >= min_m] if "m" in g else g
+    vals = pd.to_numeric(tail.get("barrier", pd.Series(dtype=float)), errors="coerce")
+    if not np.isfinite(vals).any():
+        return {"error": "no finite barrier (diverged or not run)"}
+    if not (vals > ROUNDING).any():
+        return {"error": "every barrier is 0 (up to rounding)"}
+    tail = tail.assign(barrier=vals.where(~(vals <= ROUNDING), 0.0))  # rounding noise counts as 0
+    pos = tail.groupby("m")["barrier"].mean()
+    k = int((pos > 0).sum())
+    if k < MIN_FIT_WIDTHS:
+        return {"error": f"{k} width{'s' if k != 1 else ''} with a positive mean barrier (m >= {min_m}); "
+                         f"a fit needs {MIN_FIT_WIDTHS}"}
+    return fit(tail, "barrier", min_m, n_boot, seed)
+
+
+def _atlas_order(df: pd.DataFrame, cfg) -> list:
+    names = [n for n, _ in getattr(cfg, "regimes", ())] if cfg is not None else []
+    seen = list(dict.fromkeys(df["regime"].tolist())) if "regime" in df else []
+    return [n for n in names if n in seen] + [n for n in seen if n not in names]
+
+
+@style.styled
+def atlas_rates(df: pd.DataFrame, out: Path, ctx: Context | None = None) -> list[Path]:
+    """Rate atlas: barrier vs m on log axes, one panel per regime; per matching (colour) and d
+    (marker, line style) the mean over pairs, zeros included, as fitted (pairs at 0 also counted on
+    the zero row, diverged runs marked) and
+    the fitted C m^-alpha (dotted, over the fitted widths); alpha [95% CI] of each fit is written in
+    the panel ("no fit" where :func:`atlas_fit` says so). One legend for the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    ctx = ctx or Context.make()
+    an = ctx.analysis
+    min_m = an.fit_min_m if an is not None else 16
+    n_boot = an.n_boot if an is not None else 1000
+    seed = ctx.cfg.sweep.seed if ctx.cfg is not None else 0
+    regimes = _atlas_order(df, ctx.cfg) if {"regime", "matching", "barrier", "m"} <= set(df.columns) else []
+    ncols = min(4, max(len(regimes), 1))
+    nrows = max(1, -(-len(regimes) // ncols))
+    height = 4.3 * nrows + 1.6
+    fig = Figure(figsize=(4.2 * ncols, height))  # fixed margins: a constrained layout of many panels is slow
+    fig.subplots_adjust(left=0.07 if ncols > 1 else 0.16, right=0.98, top=1 - 0.75 / height,
+                        bottom=(1.2 + 1.0) / height, wspace=0.28, hspace=0.75)
+    FigureCanvasAgg(fig)
+    if not regimes:
+        ax = fig.add_subplot(1, 1, 1)
+        ax.text(0.5, 0.5, "no atlas rows to plot (columns regime, matching, barrier, m)", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_xlabel(_width_label())
+        ax.set_ylabel("barrier (population loss)")
+        return style.save(fig, Path(out) / "atlas_rates.png", ctx.formats)
+    div = style.diverged_rows(df)
+    ds = sorted(df["d"].dropna().unique().tolist()) if "d" in df else [None]
+    meths = list(dict.fromkeys(df["matching"].tolist()))
+    colors = {m: ATLAS_COLORS.get(m, style.CYCLE[i % len(style.CYCLE)]) for i, m in enumerate(meths)}
+    for k, name in enumerate(regimes):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        p = style.Panel(ax, True, True, ROUNDING)
+        sub = df[df["regime"] == name]
+        fits = []
+        for meth in meths:
+            for j, d in enumerate(ds):
+                g = sub[(sub["matching"] == meth) & ((sub["d"] == d) if d is not None else True)]
+                if g.empty:
+                    continue
+                f = atlas_fit(g, min_m, n_boot, seed)
+                fits.append(f"{_METHOD_NAMES.get(meth, meth)}{'' if d is None else f', d={int(d)}'}: "
+                            + (f"{f['alpha']:.2f} [{f['alpha_ci'][0]:.2f}, {f['alpha_ci'][1]:.2f}]"
+                               if "alpha" in f else "no fit"))
+                # the fitted quantity: the mean over all pairs, zeros included (zeros also counted on the 0 row);
+                # a mean of 0 is not drawn on the log axis, its pairs sit on the 0 row
+                b = pd.to_numeric(g["barrier"], errors="coerce")
+                st = style.pair_stats(g.assign(barrier=b.where(~(b <= ROUNDING), 0.0)), "m", "barrier", False,
+                                      div[g.index], zero_tol=ROUNDING)
+                st.loc[~(st["mean"] > 0), ["mean", "ci_lo", "ci_hi"]] = np.nan
+                p.series(st, f"{meth} {d}", colors[meth], marker=style.MARKERS[j % len(style.MARKERS)],
+                         ls=style.LINESTYLES[j % len(style.LINESTYLES)], band=False)
+                if "alpha" in f:
+                    m = np.array(f["m"])
+                    p.line(m, f["C"] * m ** -f["alpha"], None, colors[meth], ls=(0, (1, 1.5)), gid=style.GID_FIT)
+        src = sub["source"].iloc[0] if "source" in sub else ""
+        p.finish(_width_label(), "barrier (population loss)", name + (f" ({src})" if src else ""),
+                 xticks=_values_run(sub, "m"))
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        ax.text(0.0, -0.2, "alpha [95% CI]: " + "; ".join(fits[:2]) + ("\n" if fits[2:] else "")
+                + "\n".join("; ".join(fits[i:i + 2]) for i in range(2, len(fits), 2)), transform=ax.transAxes,
+                fontsize=6, va="top", ha="left", color="0.2")
+    handles = [Line2D([], [], color=colors[m], lw=1.4, label=_METHOD_NAMES.get(m, m)) for m in meths]
+    handles += [Line2D([], [], color="0.3", marker=style.MARKERS[j % len(style.MARKERS)],
+                       ls=style.LINESTYLES[j % len(style.LINESTYLES)], label=f"d = {int(d)}")
+                for j, d in enumerate(ds) if d is not None]
+    handles += [Line2D([], [], color="0.3", ls=(0, (1, 1.5)), label="fit C m^-alpha (fitted widths)"),
+                Line2D([], [], ls="none", marker="o", mfc="white", mec="0.3", mew=1.2,
+                       label=f"0 (<= {style.fmt_value(ROUNDING)}): k/n pairs above the marker"),
+                Line2D([], [], ls="none", marker="x", color="0.3", mew=1.5, label="diverged (no value)")]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), frameon=False,
+               title="line: mean over pairs, zeros included (the quantity fitted)", bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(f"Rate atlas: barrier modulo permutation vs width, fit C m^-alpha over m >= {min_m}")
+    return style.save(fig, Path(out) / "atlas_rates.png", ctx.formats)
+
+
 #: plot name -> function(df, out folder, Context or None) -> [paths written]
 PLOTS = {
     "barrier_vs_width": barrier_vs_width,
@@ -499,6 +614,7 @@ PLOTS = {
     "strong_vs_width": strong_vs_width,
     "singular_alignment": singular_alignment,
     "methods_barrier": methods_barrier,
+    "atlas_rates": atlas_rates,
 }
 
 
