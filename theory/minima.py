@@ -37,24 +37,9 @@ import pandas as pd
 
 import tsim
 from tsim.alignment.exhaustive import barrier_optimal_perm
+from tsim.studies.atlas import sample_types  # one sampler of neuron types for theory/ and the atlas
 
 ALIGNS = ("naive", "weight", "optimal")
-
-
-def sample_types(m: int, M: int, rng: np.random.Generator, r: float = 0.0, tries: int = 10000) -> np.ndarray:
-    """Type of each neuron, shape (m,), values in {0 (zero), 1..M}, every j in 1..M present."""
-    if M < 1 or m < M:
-        raise ValueError(f"a global minimum needs m >= M >= 1; got m={m}, M={M}.")
-    if not 0 <= r < 1:
-        raise ValueError(f"r must be in [0, 1); got {r}.")
-    for _ in range(tries):
-        types = rng.integers(1, M + 1, size=m)
-        if r > 0:
-            types[rng.random(m) < r] = 0
-        if np.unique(types[types > 0]).size == M:
-            return types
-    raise ValueError(f"could not draw a minimum with all M={M} types among m={m} neurons at r={r}; "
-                     "lower r or raise m.")
 
 
 def sample_minimum(m: int, M: int, d: int, rng: np.random.Generator, r: float = 0.0) -> tsim.TwoLayer:
