@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/tsim run --out $(OUT)
 
+# one pytest worker per core (pytest-xdist): a cold run compiles different Numba kernels in parallel
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE slow numpy on this kind of machine: unset for benchmarks only.
 bench: $(STAMP)
