@@ -106,6 +106,58 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+MATCH_GROUP = "weight matching vs fastest exact LAP"  # benchmarks/bench_matching.py
+MATCH_INTRO = """`benchmarks/bench_matching.py` (default grid: every (m, d) up to m = 2048 and random m = 4096, d = 16;
+`TSIM_BENCH_MATCH=full` for the whole grid), one thread (threadpoolctl; the Numba kernels are serial), everything in one
+process. **tsim** is `tsim.match.weight_assignment(A, B)`, all of it: the GEMM S = Z_A Z_B^T, the rounding of
+`round_ties`, the exact sparse solve and the LP duality certificate checked over all m^2 entries. The **baselines** get
+the rounded S ready-made: scipy `linear_sum_assignment(S, maximize=True)`, lapx `lapjv`, `lapjvs(prefer_float32=False)`
+and `lapjvc` on -S; "fastest" is the fastest of them on the same cost, best of 5 (m <= 512), 3 (m = 1024) or 1
+(m >= 2048) calls. `tsim / fastest` is the issue's ratio (target <= 1). "random": Gaussian A and B; "trained": rows =
+teacher directions (d/4 of them) times Exp(1) scales plus noise 0.05, B a permuted noisy copy of A. A baseline >= 3x
+slower than the fastest at the previous m of the same (cost, d) is not run again. BLAS: the OpenBLAS kernel that runs
+the GEMM, as threadpoolctl reports it. Rendered from the benchmark's own rows in `data/ratios.json`."""
+
+
+def _is_match(r: dict) -> bool:
+    return r.get("group") == MATCH_GROUP
+
+
+def matching_section(rows: list[dict]) -> list[str]:
+    """The weight-matching section of RESULTS.md from bench_matching's rows (empty if none)."""
+    import re
+
+    rows = [r for r in rows if _is_match(r)]
+    if not rows:
+        return []
+
+    def key(r):
+        k = re.match(r"(\w+), m=(\d+), d=(\d+)", r["case"])
+        return (k.group(1), int(k.group(2)), int(k.group(3))) if k else ("?", 0, 0)
+
+    rows.sort(key=lambda r: (key(r)[0] != "random",) + key(r))
+    out = ["## Weight matching vs the fastest exact LAP solver (issue 12)", "", MATCH_INTRO, "",
+           "| cost | m | d | tsim (all) | fastest raw solver | its time | tsim / fastest | met (<= 1) | other solvers | BLAS |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    missed = []
+    for r in rows:
+        kind, m, d = key(r)
+        ratio = r.get("tsim_over_fastest", r["tsim_s"] / r["base_s"])
+        fastest = r.get("baseline", "").split(" ")[0]
+        others = [f"{n} {_fmt_time(t)}" for n, t in sorted(r.get("solver_s", {}).items(), key=lambda x: x[1])
+                  if n != fastest]
+        if r.get("skipped"):
+            others.append(f"not run: {', '.join(r['skipped'])} (>= 3x slower at m/2)")
+        ok = ratio <= 1.0
+        if not ok:
+            missed.append(f"{kind} m = {m}, d = {d} ({ratio:.2f})")
+        out.append(f"| {kind} | {m} | {d} | {_fmt_time(r['tsim_s'])} | {fastest} | {_fmt_time(r['base_s'])} | "
+                   f"{ratio:.2f} | {'yes' if ok else '**no**'} | {', '.join(others)} | {r.get('blas', '')} |")
+    out += ["", f"Met on {len(rows) - len(missed)} of {len(rows)} costs" +
+            (f"; **not met on {len(missed)}**: {'; '.join(missed)}." if missed else "."), ""]
+    return out
+
+
 README = HERE.parent / "README.md"
 MARK_START, MARK_END = "<!-- bench-table:start -->", "<!-- bench-table:end -->"
 
@@ -118,6 +170,8 @@ def readme_table(rows: list[dict], machine: dict) -> str:
             f"GFLOP/s (1 thread), BLAS {blas or '?'}, measured {machine.get('date', '?')} "
             "(full table and profiles: benchmarks/RESULTS.md).", "",
             "| benchmark | case | threads | ratio (x faster than baseline) | target | met |", "|---|---|---|---|---|---|"]
+    match = [r for r in rows if _is_match(r)]
+    rows = [r for r in rows if not _is_match(r)]
     for r in rows:
         keep = r.get("target") is not None or r["group"].startswith(("barrier", "end to end"))
         if not keep:
@@ -130,6 +184,11 @@ def readme_table(rows: list[dict], machine: dict) -> str:
         ratio_txt = (f"{ratio:.2f}" if ratio is not None else "") + extra
         tgt = "" if target is None else (f">= {target:g}x" if target >= 1 else f"within {1 / target:.2g}x")
         head.append(f"| {r['group']} | {r['case']} | {r.get('threads', '')} | {ratio_txt} | {tgt} | {met} |")
+    if match:
+        worst = max(match, key=lambda r: r["tsim_s"] / r["base_s"])
+        n_met = sum(r["tsim_s"] <= r["base_s"] for r in match)
+        head.append(f"| {MATCH_GROUP} | {n_met} of {len(match)} costs, worst {worst['case']} | 1 | "
+                    f"{worst['base_s'] / worst['tsim_s']:.2f} (worst) | >= 1x | {'yes' if n_met == len(match) else '**no**'} |")
     return "\n".join(head)
 
 
@@ -159,14 +218,16 @@ def main(argv=None) -> Path:
     order = ["population", "sample GD", "sample SGD", "ensemble", "weight matching", "barrier", "end to end"]
     rows.sort(key=lambda r: (next((i for i, o in enumerate(order) if r["group"].startswith(o)), 99), r["group"]))
     png = HERE / "data" / "ratios.png"
-    plot(rows, png)
+    main_rows = [r for r in rows if not _is_match(r)]  # the matching rows get their own section
+    plot(main_rows, png)
     out = Path(args.out)
     text = ["# Benchmark results", "",
             "Generated by `python benchmarks/render.py` from the latest "
             "`pytest benchmarks --benchmark-enable --benchmark-only` run. Ratios are baseline time / tsim time, "
             "measured side by side in one process; times are best-of-N wall times on the machine below.", "",
-            "## Machine", "", machine_text(data.get("machine", {})), "", "## Ratios", "", table(rows), "",
+            "## Machine", "", machine_text(data.get("machine", {})), "", "## Ratios", "", table(main_rows), "",
             f"![ratios](data/{png.name})", ""]
+    text += matching_section(rows)
     extra = HERE / "notes.md"
     if extra.exists():
         text += ["## Notes", "", extra.read_text()]

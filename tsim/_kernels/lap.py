@@ -12,7 +12,8 @@ then :func:`_run`):
    reduced costs K_ij - v_j as candidate edges (costs copied beside them), u_i = their minimum
    (= the whole row's minimum), rows take their argmin column greedily where it is free, and
    augmenting row reduction (an auction with zero increment over the candidate edges, bounded as
-   in LAPJV) matches more rows.
+   in LAPJV but with at most 32 (not m) price moves per free row, which stops the long price wars
+   of structure-free costs: 1.4-1.8x faster at m = 512-1024) matches more rows.
 2. Every free row is augmented by Dijkstra on the reduced costs K_ij - u_i - v_j >= 0 over its
    candidate edges (binary heap with decrease-key; order: distance, then a free column, then the
    column index); prices move so that they stay feasible on candidate edges and tight on matched
@@ -39,26 +40,28 @@ def _smallest(row, v, k, bv, bj, skip):
     bv, bj; returns their count."""
     m = row.shape[0]
     n = 0
+    thr = INF  # bv[k - 1] once k are kept (a local, so that the test stays in a register)
     for j in range(m):
-        if skip[j]:
-            continue
         r = row[j] - v[j]
-        if n == k and r >= bv[n - 1]:
-            continue
-        p = n if n < k else k - 1
-        while p > 0 and bv[p - 1] > r:
-            bv[p] = bv[p - 1]
-            bj[p] = bj[p - 1]
-            p -= 1
-        bv[p] = r
-        bj[p] = j
-        if n < k:
-            n += 1
+        if r < thr:
+            if skip[j]:
+                continue
+            p = n if n < k else k - 1
+            while p > 0 and bv[p - 1] > r:
+                bv[p] = bv[p - 1]
+                bj[p] = bj[p - 1]
+                p -= 1
+            bv[p] = r
+            bj[p] = j
+            if n < k:
+                n += 1
+            if n == k:
+                thr = bv[k - 1]
     return n
 
 
 @njit(cache=True)
-def _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats):
+def _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats, bound):
     """Steps 1 of the module docstring: initial prices, candidate edges, greedy matching, ARR.
 
     H (h, m): guesses of the column prices. Work arrays: L (m, cap) int64, Lc (m, cap) float64
@@ -156,7 +159,7 @@ def _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats):
                         j1 = j
             i0 = y[j1]
             low = j2 >= 0 and v1 < v2
-            if cnt < cur * m:
+            if cnt < cur * bound:
                 if low:
                     v[j1] -= v2 - v1
                 elif i0 >= 0 and j2 >= 0:
@@ -369,7 +372,7 @@ def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats):
     return nf
 
 
-def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2):
+def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2, bound=32):
     """Run :func:`_prepare` and :func:`_run` on fresh work arrays: returns (x, u, v, stats).
 
     stats: pricing rounds, rows widened, rows reached by searches, dense rows, prices used.
@@ -384,7 +387,7 @@ def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2):
     I = np.empty((11, m), np.int64)
     B = np.empty((3, m), np.bool_)
     stats = np.zeros(5, np.int64)
-    nf = _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats)
+    nf = _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats, min(m, bound))
     _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats)
     return I[0], F[0], F[1], stats
 
