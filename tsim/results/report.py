@@ -254,22 +254,28 @@ def _atlas_section(summary: dict, df: pd.DataFrame) -> tuple[list[str], list[str
     # --- regimes
     div = style.diverged_rows(df)
     rows = [["regime", "setting", "widths m", "pairs", "zero-barrier permutation exists: fraction of pairs (all m)",
-             "at the largest m", "diverged pairs"]]
+             "at the largest m", "diverged pairs", "endpoint loss, smallest -> largest m"]]
+    loss_growth = {}
     for name in order:
         sub = df[df["regime"] == name]
         ex = sub.drop_duplicates(["d", "m", "pair"])
         top = ex[ex["m"] == ex["m"].max()]
         ms = sorted(int(m) for m in sub["m"].unique())
+        lo, hi = _endpoint_loss(ex, ms[0]), _endpoint_loss(ex, ms[-1])
+        if lo > 0 and hi > 10 * lo:
+            wm = pd.to_numeric(sub[(sub["m"] == ms[-1]) & (sub["matching"] == "weight")]["barrier"], errors="coerce")
+            loss_growth[name] = (lo, hi, float(wm.mean()) if wm.notna().any() else float("nan"))
         rows.append([name, _setting(regs.get(name, {})), ", ".join(map(str, ms)), int(ex["pair"].nunique()),
                      _exists_text(ex), f"m = {ms[-1]}: {_exists_text(top)}",
-                     f"{int(div[ex.index].sum())}/{len(ex)}"])
+                     f"{int(div[ex.index].sum())}/{len(ex)}", f"{_fmt(lo)} -> {_fmt(hi)}"])
     zt = regs[order[0]].get("atlas", {}).get("zero_tol", 0.01) if order and order[0] in regs else 0.01
     lines += ["#### Regimes", "", _table(rows), "",
               "A zero-barrier permutation *exists*: on sampled minima (teacher-aligned), exactly when the Hall "
               "condition sum_j max(n_j^A, n_j^B) <= m holds for the type counts n_j (tsim.alignment.hall_slack); "
               f"on trained students, by a stated tolerance: the barrier-aware barrier is <= {_fmt(zt)} x the mean "
               f"endpoint loss of the pair + {ROUNDING:g} (n/a where barrier-aware matching was not run). "
-              "Barrier-aware matching is a local search: its barrier bounds the best permutation's from above.", ""]
+              "Barrier-aware matching is a local search: its barrier bounds the best permutation's from above. "
+              "Endpoint loss: the mean over pairs and both ends of the population loss (0 for sampled minima).", ""]
     # --- alpha table
     fits: dict = {}
     head = ["regime", "matching"] + [f"alpha [95% CI], d = {d}" for d in ds] + [f"CI holds {bound}", "the two d agree"]
@@ -307,6 +313,13 @@ def _atlas_section(summary: dict, df: pd.DataFrame) -> tuple[list[str], list[str
                    f"{sum('alpha' in f[d] for f in fits.values() for d in ds)} fits; **slower** (CI below): "
                    + (", ".join(f"{n} / {_MATCH.get(m_, m_)} d = {d}" for n, m_, d, _ in slow) if slow else "none")
                    + ".")
+    if loss_growth:
+        verdict.append("- **Less converged at large m**: the mean endpoint loss grows more than 10x from the "
+                       "smallest to the largest width in " + ", ".join(
+                           f"{n} ({_fmt(lo)} -> {_fmt(hi)}; WM barrier at the largest m {_fmt(b)})"
+                           for n, (lo, hi, b) in loss_growth.items())
+                       + ": after the same steps the wide students are further from a minimum; where that loss "
+                       "comes near the barrier, the barrier's trend with m mixes training time with the landscape.")
     nofit = [n for n in order if not any("alpha" in f[d] for (r, _), f in fits.items() if r == n for d in ds)]
     if nofit:
         verdict.append("- **No fit in any matching or d**: " + ", ".join(nofit) + " (reasons in the table).")
@@ -328,6 +341,18 @@ def _atlas_section(summary: dict, df: pd.DataFrame) -> tuple[list[str], list[str
                 "an assumption such as uniformly distributed global minima; see the regime's setting)."
                 for n, m_, d, f in slow]
     return lines, disagree
+
+
+def _endpoint_loss(ex: pd.DataFrame, m: int) -> float:
+    """Mean over pairs (and both ends) of the endpoint population loss at width m; nan without losses."""
+    if not {"loss_a", "loss_b"} <= set(ex.columns):
+        return float("nan")
+    at = ex[ex["m"] == m]
+    vals = pd.to_numeric(pd.concat([at["loss_a"], at["loss_b"]]), errors="coerce")
+    if not vals.notna().any():
+        return float("nan")
+    v = float(vals.mean())
+    return 0.0 if abs(v) <= ROUNDING else v  # sampled minima: 0 up to float64 rounding
 
 
 def _same_across_d(g: pd.DataFrame, ds: list) -> bool:
