@@ -317,6 +317,29 @@ def test_svg_on_request(tmp_path, captured, monkeypatch):
         style.formats("png,jpeg")
 
 
+def test_png_is_a_palette_image_that_looks_the_same(tmp_path):
+    """style.save writes 256-colour PNGs: smaller than the RGBA matplotlib writes, pixels within a
+    few levels of it (and exact on the white background)."""
+    from PIL import Image
+
+    paths = figures.draw(width_table(), ["barrier_vs_width"], tmp_path, None)
+    fig, _ = style.new_figure()
+    ax = fig.axes[0]
+    ax.plot([1, 2, 3], [1, 4, 2], label="a")
+    ax.legend()
+    full = tmp_path / "full.png"
+    style.tidy_ticks(fig)
+    fig.savefig(full, dpi=style.DPI, bbox_inches="tight", pad_inches=0.05)
+    small = style.save(fig, tmp_path / "small.png")[0]
+    with Image.open(paths[0]) as im:
+        assert im.mode == "P"
+    a = np.asarray(Image.open(full).convert("RGB"), float)
+    b = np.asarray(Image.open(small).convert("RGB"), float)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 1.0 and np.abs(a - b).max() <= 64
+    assert np.all(b[a.min(axis=2) == 255] == 255)
+    assert small.stat().st_size < full.stat().st_size
+
+
 def test_stats_count_zeros_and_divergence_apart():
     df = pd.DataFrame({"x": [1, 1, 1, 1, 2], "y": [0.0, 1e-3, 3e-3, np.nan, np.nan],
                        "status_a": ["max_steps"] * 3 + ["diverged", "max_steps"]})
