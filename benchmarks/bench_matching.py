@@ -29,6 +29,7 @@ import pytest
 
 import tsim
 from benchmarks.conftest import blas_info
+from tests.reference import trained_like_pair
 from tsim.match import round_ties, weight_assignment, weight_scores
 
 lap = pytest.importorskip("lap")
@@ -52,16 +53,7 @@ def _pair(kind, m, d, seed=0):
     if kind == "random":
         return (tsim.TwoLayer(rng.standard_normal((m, d)), rng.standard_normal(m)),
                 tsim.TwoLayer(rng.standard_normal((m, d)), rng.standard_normal(m)))
-    noise = 0.05
-    T = rng.standard_normal((max(2, d // 4), d))
-    T /= np.linalg.norm(T, axis=1, keepdims=True)
-    s = rng.exponential(1.0, m)
-    W = T[rng.integers(0, T.shape[0], m)] * s[:, None] + noise * rng.standard_normal((m, d)) / np.sqrt(d)
-    A = tsim.TwoLayer(W, s + noise * rng.standard_normal(m))
-    p = rng.permutation(m)
-    B = tsim.TwoLayer(A.W[p] + noise * rng.standard_normal((m, d)) / np.sqrt(d),
-                      A.a[p] + noise * rng.standard_normal(m))
-    return A, B
+    return trained_like_pair(rng, m, d)
 
 
 def _best(fn, repeat):

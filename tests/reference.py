@@ -1,6 +1,8 @@
 """Slow, obviously-correct numpy references that the kernels are tested against."""
 import numpy as np
 
+import tsim
+
 
 def kappa(u, v):
     """Arc-cosine kernel for two vectors, from the formula (0 if either is zero)."""
@@ -31,3 +33,19 @@ def sample_gd_step(W, a, c, X, y, lr, train_a):
     ga = c * A.T @ r / n
     gW = (c * (r[:, None] * a[None, :]) * (H > 0)).T @ X / n
     return loss, W - lr * gW, (a - lr * ga) if train_a else a
+
+
+def trained_like_pair(rng, m, d, noise=0.05):
+    """Students near teacher-aligned minima, the weight-matching cost of trained nets: rows = one of
+    max(2, d // 4) unit teacher directions x an Exp(1) scale + noise; B = a permuted noisy copy of A
+    (rank-1 blocks: hard for dense JV, many near-ties). Used by tests/test_match.py and
+    benchmarks/bench_matching.py."""
+    T = rng.standard_normal((max(2, d // 4), d))
+    T /= np.linalg.norm(T, axis=1, keepdims=True)
+    s = rng.exponential(1.0, m)
+    W = T[rng.integers(0, T.shape[0], m)] * s[:, None] + noise * rng.standard_normal((m, d)) / np.sqrt(d)
+    A = tsim.TwoLayer(W, s + noise * rng.standard_normal(m))
+    p = rng.permutation(m)
+    B = tsim.TwoLayer(A.W[p] + noise * rng.standard_normal((m, d)) / np.sqrt(d),
+                      A.a[p] + noise * rng.standard_normal(m))
+    return A, B

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tsim
+from tests import reference
 
 
 @settings(max_examples=40, deadline=None)
@@ -96,18 +97,7 @@ def _scipy_value(C, maximize):
     return C[r, c].sum()
 
 
-def _trained_like(rng, m, d, noise=0.05):
-    """Students near teacher-aligned minima: rows = teacher directions x random scale + noise;
-    B = a permuted noisy copy of A (rank-1 blocks: hard for dense JV, many near-ties)."""
-    T = rng.standard_normal((max(2, d // 4), d))
-    T /= np.linalg.norm(T, axis=1, keepdims=True)
-    s = rng.exponential(1.0, m)
-    W = T[rng.integers(0, T.shape[0], m)] * s[:, None] + noise * rng.standard_normal((m, d)) / np.sqrt(d)
-    A = tsim.TwoLayer(W, s + noise * rng.standard_normal(m))
-    p = rng.permutation(m)
-    B = tsim.TwoLayer(A.W[p] + noise * rng.standard_normal((m, d)) / np.sqrt(d),
-                      A.a[p] + noise * rng.standard_normal(m))
-    return A, B
+_trained_like = reference.trained_like_pair
 
 
 @pytest.mark.parametrize("maximize", [True, False])
