@@ -26,15 +26,18 @@ def draw(df: pd.DataFrame, cfg, out: Path) -> list[Path]:
 
 
 def write_summary(out: Path, cfg, df: pd.DataFrame, *, config_file: str, quick: bool, wall_time_s: float,
-                  figure_paths) -> dict:
+                  figure_paths, cell_time_s: float | None = None) -> dict:
     """Write ``out/summary.json`` (the same keys for every study) and return it.
 
     Keys: study, config (resolved, axes as lists), config_file, quick, versions, seeds, rows,
-    wall_time_s (this command's compute), measured (:func:`tsim.results.summary.summarize`), figures.
+    wall_time_s (this command's compute: a rerun that only redraws takes seconds), cell_time_s (the
+    compute of every cell behind the rows, whichever command ran it; with N workers the sweep takes
+    about cell_time_s / N), measured (:func:`tsim.results.summary.summarize`), figures.
     """
     summary = {"study": cfg.study, "config": cfg.to_dict(), "config_file": config_file, "quick": bool(quick),
                "versions": versions(cfg.study, cfg), "seeds": {"sweep.seed": cfg.sweep.seed, "pairs": cfg.sweep.pairs},
                "rows": int(len(df)), "wall_time_s": round(float(wall_time_s), 3),
+               "cell_time_s": None if cell_time_s is None else round(float(cell_time_s), 3),
                "measured": summarize(df, cfg), "figures": [Path(f).name for f in figure_paths]}
     if cfg.study == "deep":
         summary["device"] = cfg.run.device

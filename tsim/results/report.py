@@ -485,7 +485,8 @@ def render(dirs: list[Path], out: Path | None = None, samples: int = 8) -> Path:
         measures = summary.get("config", {}).get("analysis", {}).get("measures", [])
         tag = f"run{k}"
         body += [f"## {d}", "", f"config: `{summary.get('config_file')}`, quick: {summary.get('quick')}, "
-                 f"rows: {summary.get('measured', {}).get('rows')}, wall time: {summary.get('wall_time_s')} s, "
+                 f"rows: {summary.get('measured', {}).get('rows')}, wall time: {summary.get('wall_time_s')} s "
+                 f"(last command; compute of all cells: {summary.get('cell_time_s', 'n/a')} s), "
                  f"students: {summary.get('measured', {}).get('students')}", ""]
         if summary.get("study") == "atlas":
             lines, dis = _atlas_section(summary, df)

@@ -451,6 +451,13 @@ class Store:
             counts[s if s in counts else "pending"] += 1
         return {**counts, "cells": len(manifest)}
 
+    def cell_seconds(self) -> float:
+        """Sum of the compute time (wall_s) of the finished cells of the latest sweep, whichever
+        invocation ran them (with N workers the sweep's wall time is about this / N)."""
+        keys = set(self.manifest())
+        return float(sum(w for k, s, w in self._query("SELECT key, status, wall_s FROM cells")
+                         if k in keys and s in FINISHED and w is not None))
+
     def statuses(self) -> dict[str, str]:
         """{key: status} of every cell the store knows."""
         return dict(self._query("SELECT key, status FROM cells"))
