@@ -98,7 +98,9 @@ def _planted(path, alpha=0.5, pairs=12, seed=0):
                     rows.append({**base, "regime": "planted", "matching": meth, "loss_a": 1e-9, "loss_b": 3e-9,
                                  "barrier": 0.3 * m ** -alpha * noise * (1 + 0.05 * (meth == "weight"))})
                     rows.append({**base, "regime": "slow_train", "matching": meth, "loss_a": 1e-9 * m,
-                                 "loss_b": 1e-9 * m, "barrier": 1e-3 * m ** -alpha * noise})
+                                 "loss_b": 1e-9 * m, "barrier": 1e-4 * m ** -alpha * noise})
+                    rows.append({**base, "regime": "slow_small", "matching": meth, "loss_a": 1e-12 * m,
+                                 "loss_b": 1e-12 * m, "barrier": 1e-4 * m ** -alpha * noise})
                     rows.append({**base, "regime": "all_zero", "matching": meth, "barrier": 0.0, "zero_exists": 1.0})
                     rows.append({**base, "regime": "wm_only", "matching": meth, "zero_exists": 1.0,
                                  "barrier": 0.3 * m ** -alpha * noise if meth == "weight" else 0.0})
@@ -134,10 +136,11 @@ def test_planted_half_rate_is_recovered_within_its_ci(tmp_path):
     assert ("wm_only: d = 8: at the largest width barrier-aware matching reaches 0 in every pair, WM does not "
             "(WM decays with alpha = 0.") in page and "the WM barrier and its rate are the matching's" in page
     assert "(m = 512: a zero-barrier permutation exists in 12/12, WM reaches 0 in 0/12" in page
-    # endpoint losses: constant in planted, 32x from m = 16 to 512 in slow_train (flagged, planted not)
+    # endpoint losses: constant in planted, 32x from m = 16 to 512 in slow_train (flagged: 5e-7 at m = 512
+    # is > 1% of its barrier) and slow_small (not flagged: 5e-10 is < 1% of it), planted not
     assert next(line for line in page.splitlines() if line.startswith("| planted |")).endswith("| 2e-09 -> 2e-09 |")
     less = next(line for line in page.splitlines() if line.startswith("- **Less converged at large m**"))
-    assert "slow_train (1.6e-08 -> 5.12e-07" in less and "planted" not in less
+    assert "slow_train (1.6e-08 -> 5.12e-07" in less and "planted" not in less and "slow_small" not in less
     files = atlas_rates(df, tmp_path)
     assert files[0].stat().st_size > 10_000
 
