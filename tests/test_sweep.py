@@ -225,3 +225,48 @@ def test_cli_run_with_every_cell_failed_exits_2(tmp_path, monkeypatch, capsys):
     assert "no cell of the sweep finished; `tsim status" in capsys.readouterr().err
     text = status_text(tmp_path / "out")
     assert "2 failed" in text and text.count("ZeroDivisionError: division by zero in the study") == 2
+
+
+# ---------------------------------------------------------------------- compile notices
+def test_compile_notice_brackets_a_real_compilation_only():
+    from numba import njit
+
+    from tsim._kernels import compile_notice
+
+    seen = []
+
+    @njit
+    def fresh(x):  # never compiled before: a real compilation
+        return x + 1
+
+    with compile_notice(lambda: seen.append("start"), lambda: seen.append("end")):
+        fresh(1)
+        fresh(2)  # already compiled: no event
+    assert seen == ["start", "end"]
+
+
+def test_cache_probe_says_cold_on_an_empty_cache_and_warm_after_a_run(tmp_path):
+    import subprocess
+    import sys
+
+    import tsim
+    from tsim._kernels import cache_is_cold
+
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    probe = "from tsim._kernels import cache_is_cold; print(cache_is_cold())"
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+    T = tsim.Teacher.orthonormal(2, 3)
+    tsim.population_loss(tsim.TwoLayer(np.eye(3)[:2], np.ones(2)), T)  # compiles or loads, so the cache has it
+    assert cache_is_cold() is False
+
+
+def test_worker_bar_says_workers_compile_until_the_first_cell(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sweep_run, "cache_is_cold", lambda: True)
+    run_sweep(from_dict(tiny(m=(2, 3))), tmp_path / "pool", progress=True, workers=2)
+    err = capsys.readouterr().err
+    assert "cells (workers compiling kernels, first run only)" in err
+    assert err.rstrip().splitlines()[-1].lstrip("\r").split("\r")[-1].startswith("cells: 100%")
+    monkeypatch.setattr(sweep_run, "cache_is_cold", lambda: False)
+    run_sweep(from_dict(tiny(m=(2, 3, 4))), tmp_path / "warm", progress=True, workers=2)
+    assert "compiling" not in capsys.readouterr().err

@@ -68,6 +68,21 @@ def parallel_for(body, n: int) -> None:
 COMPILING = "compiling kernels, first run only"
 
 
+def cache_is_cold() -> bool:
+    """True when the population-loss kernel, which every two-layer run uses, has no entry in Numba's
+    cache yet (a first run on this machine or after its source changed): worker processes will
+    compile before their first cell. False when it has one, or when the cache cannot be inspected.
+    """
+    try:
+        from .arccos import _loss_grad
+
+        import pathlib
+
+        return not pathlib.Path(_loss_grad._cache._cache_file._index_path).exists()
+    except Exception:  # noqa: BLE001 - a private Numba attribute: no notice rather than a failure
+        return False
+
+
 @contextlib.contextmanager
 def compile_notice(start, end):
     """While the block runs, call ``start()`` when Numba begins compiling a kernel (not when it loads

@@ -40,7 +40,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .._kernels import COMPILING, compile_notice
+from .._kernels import COMPILING, cache_is_cold, compile_notice
 from ..errors import ConfigError
 from ..studies import get as get_study
 from .grid import Cell, cells
@@ -526,8 +526,10 @@ def run_sweep(cfg, out: Path, progress: bool = True, workers: int | None = 1,
 def _run(writer: _Writer, todo: list[Cell], total: int, workers: int, scheduler: str | None, timeout: float,
          progress: bool) -> None:
     counts = {"failed": 0, "diverged": 0}
+    # worker processes compile out of sight of this process's compile events: say so until a cell returns
+    desc = f"cells (workers {COMPILING})" if (workers > 1 or scheduler) and todo and cache_is_cold() else "cells"
     with _executor(todo, workers, scheduler, timeout) as outcomes, \
-            tqdm(total=total, initial=total - len(todo), desc="cells", unit="cell", disable=not progress,
+            tqdm(total=total, initial=total - len(todo), desc=desc, unit="cell", disable=not progress,
                  dynamic_ncols=True) as bar, \
             compile_notice(lambda: bar.set_description_str(f"cells ({COMPILING})"),
                            lambda: bar.set_description_str("cells")):
@@ -539,4 +541,7 @@ def _run(writer: _Writer, todo: list[Cell], total: int, workers: int, scheduler:
             if status in counts:
                 counts[status] += 1
                 bar.set_postfix(counts, refresh=False)
+            if desc != "cells":  # the first cell is back: the workers have compiled what they need
+                bar.set_description_str("cells", refresh=False)
+                desc = "cells"
             bar.update(1)
