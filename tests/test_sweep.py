@@ -246,13 +246,14 @@ def test_compile_notice_brackets_a_real_compilation_only():
 
 
 def test_cache_probe_says_cold_on_an_empty_cache_and_warm_after_a_run(tmp_path):
+    import os
     import subprocess
     import sys
 
     import tsim
     from tsim._kernels import cache_is_cold
 
-    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
     probe = "from tsim._kernels import cache_is_cold; print(cache_is_cold())"
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"

@@ -90,13 +90,10 @@ def run(config: str | dict | None = None, out: str | None = None, quick: bool = 
         raise ValueError(f"no cell of the sweep finished; `tsim status {out_dir}` lists the reasons. Fix them "
                          "and run the same command again.")
     wall = time.perf_counter() - t0
-    from .sweep.store import Store
-
-    with Store(out_dir, readonly=True) as st:
-        cell_time = st.cell_seconds()
     summary = write_summary(out_dir, cfg, df, config_file=config if isinstance(config, str) else
                             ("<dict>" if config is not None else "<embedded default>"), quick=quick,
-                            wall_time_s=wall, cell_time_s=cell_time, figure_paths=draw(df, cfg, out_dir))
+                            wall_time_s=wall, cell_time_s=df.attrs.get("cell_time_s"),
+                            figure_paths=draw(df, cfg, out_dir))
     failed, cells = _failed_cells(df, out_dir)
     if failed:
         raise CellsFailed(summary, failed, cells, out_dir)

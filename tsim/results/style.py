@@ -104,25 +104,26 @@ def save(fig, path, fmts=("png",)) -> list[Path]:
     for fmt in fmts:
         p = Path(path).with_suffix(f".{fmt}")
         # tight: legends placed below the axes are kept whole; optimize: smaller PNGs (docs/results)
-        extra = {"pil_kwargs": {"optimize": True}} if fmt == "png" else {}
         fig.savefig(p, dpi=DPI, bbox_inches="tight", pad_inches=0.05,
-                    metadata={"Date": None} if fmt == "svg" else None, **extra)
+                    metadata={"Date": None} if fmt == "svg" else None)
         if fmt == "png":
-            palette_png(p)
+            palette_png(p)  # rewrites the file, compressed once there
         out.append(p)
     return out
 
 
 def palette_png(path) -> None:
     """Rewrite an opaque RGB(A) PNG as 256 colours (median cut, no dither): a plot has few colours
-    besides the anti-aliasing shades, so it looks the same at about a third of the bytes."""
+    besides the anti-aliasing shades, so it looks the same at about a third of the bytes. A PNG with
+    transparency keeps its colours. Either way it is saved with ``optimize`` (smaller files)."""
     from PIL import Image
 
     with Image.open(path) as im:
-        if im.mode == "RGBA" and im.getextrema()[3][0] < 255:
-            return  # transparency: keep as is
-        q = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    q.save(path, optimize=True)
+        im.load()
+        transparent = im.mode == "RGBA" and im.getextrema()[3][0] < 255
+        out = im if transparent else im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT,
+                                                                  dither=Image.Dither.NONE)
+    out.save(path, optimize=True)
 
 
 def note(fig, text: str) -> None:

@@ -514,6 +514,7 @@ def run_sweep(cfg, out: Path, progress: bool = True, workers: int | None = 1,
             store = writer.open()
             df = store.rows([c.key for c in grid])
             df.attrs["counts"] = store.counts()
+            df.attrs["cell_time_s"] = store.cell_seconds()
         except BaseException:
             lock.discard = writer.store is None  # stopped before its first cell: leave no trace
             raise
