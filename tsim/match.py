@@ -20,7 +20,10 @@ except ImportError:  # pragma: no cover - lapx is a dependency; scipy is the fal
 
 def neuron_features(S: TwoLayer) -> np.ndarray:
     """z_j = (w_j, c a_j), shape (m, d + 1): everything neuron j carries."""
-    return np.hstack([S.W, (S.c * S.a)[:, None]])
+    Z = np.empty((S.W.shape[0], S.W.shape[1] + 1))
+    Z[:, :-1] = S.W
+    np.multiply(S.a, S.c, out=Z[:, -1])
+    return Z
 
 
 def round_ties(C: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -99,17 +102,19 @@ def _check_square(C: np.ndarray, name: str = "cost") -> np.ndarray:
     return C
 
 
-def _solve_sap(K: np.ndarray, C, maximize: bool, q: float, tol: float, hints: list[np.ndarray]) -> Assignment:
+def _solve_sap(K: np.ndarray, C, maximize: bool, q: float, tol: float, hints: list[np.ndarray],
+               colmin: np.ndarray | None = None) -> Assignment:
     """Solve min sum K[i, perm[i]] (K = +-C, or +-C / q in exact mode) by sparse SAP and certify it.
 
-    hints: guesses of the column prices of K (min form) besides the built-in ones (see solve_lap).
+    hints: guesses of the column prices of K (min form) besides the built-in ones (see solve_lap);
+    colmin: the column minima of K, when known.
     On a tied optimum the permutation of the earlier rule (:func:`_legacy_assignment` on the same
     input) is returned instead, certified by the same prices.
     """
     from ._kernels.lap import _alternating_cycle, _certify, solve
 
     m = K.shape[0]
-    x, u, v, st = solve(K, hints, SAP_K, SAP_CAP, tol, arr=SAP_ARR)
+    x, u, v, st = solve(K, hints, SAP_K, SAP_CAP, tol, arr=SAP_ARR, colmin=colmin)
     E = np.empty((TIGHT_CAP * m, 2), np.int64)
     viol, slack, big, n_tight = _certify(K, x, u, v, tol, E)
     unit = q if q > 0 else 1.0
@@ -279,12 +284,13 @@ def weight_assignment(A: TwoLayer, B: TwoLayer) -> Assignment:
     scale = max(float(K.max()), -float(K.min())) if K.size else 0.0
     if m <= 1 or scale == 0.0 or not np.isfinite(scale):
         return solve_lap(round_ties(K, out=K), maximize=True)
-    from ._kernels.lap import _quantize
+    from ._kernels.lap import _round_scores
 
     q = _grid(K, scale)
-    _quantize(K, q, -1.0, K)  # K = -rint(S / q): minimise; S rounded = -q K exactly as round_ties gives
+    colmin = np.empty(m)
+    _round_scores(K, q, colmin)  # K = -rint(S / q): minimise; S rounded = -q K exactly as round_ties gives
     S = _Scaled(K, -q)
-    return _solve_sap(K, S, True, q, 0.0, [np.rint(np.einsum("ij,ij->i", ZB, ZB) * (-0.5 / q))])
+    return _solve_sap(K, S, True, q, 0.0, [np.rint(np.einsum("ij,ij->i", ZB, ZB) * (-0.5 / q))], colmin)
 
 
 class _Scaled:
