@@ -20,16 +20,18 @@ then :func:`_run`):
 2. Every free row is augmented by Dijkstra on the reduced costs K_ij - u_i - v_j >= 0 over its
    candidate edges (binary heap with decrease-key; order: distance, then a free column, then the
    column index); prices move so that they stay feasible on candidate edges and tight on matched
-   ones. A search that reaches no free column widens every row it reached (k more edges, or all
-   m once a row has ``cap``), re-prices those rows, frees those no longer tight and goes on.
+   ones. A search that reaches no free column gives each free column one edge from the nearest
+   row it reached (:func:`_link_free_columns`; only when every reached row is full does it widen
+   them all: k more edges, or all m once a row has ``cap``), re-prices those rows, frees those no
+   longer tight and goes on.
 3. Pricing: each sparse row is checked against all m columns; a row with an edge of reduced cost
    < -tol is widened and freed; step 2 runs again. When no row violates, (u, v) is feasible for
    the whole matrix: the matching is optimal (weak duality).
 
 For a cost of integers (|K| < 2^53, as round_ties gives in units of its quantum) every sum is exact
 in float64, so tol = 0 and the proof is exact. Deterministic: one order of rows and columns, no
-randomness. Memory: K plus O(m cap). Five compiled functions (_prepare, _run, _quantize,
-_round_scores, _certify) and small helpers, written so that none inlines a large other one (cold
+randomness. Memory: K plus O(m cap). Six compiled functions (_prepare, _run, _link_free_columns,
+_quantize, _round_scores, _certify) and small helpers, written so that none inlines a large other one (cold
 compile time). The O(m^2) passes (row minima, argmins, the certificate) keep four running minima
 (or maxima) instead of one, so they are not one long floating-point dependency chain: 2-4x faster.
 """
@@ -268,6 +270,55 @@ def _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats, bound, have_min):
 
 
 @njit(cache=True)
+def _link_free_columns(K, tol, L, Lc, F, I, B, nr, stats):
+    """A search got stuck: give each free column j one edge, from the row among the nr reached
+    (I[5]) with the smallest reduced cost K_ij - u_i - v_j, so that the next search can reach it.
+
+    The free columns of a stuck search are typically on the lists of free rows only (rows that no
+    search passes through); one edge per free column replaces widening every reached row by k
+    (1.5-2x faster on structure-free costs at m = 128). An edge of negative reduced cost lowers u_i
+    to keep the prices feasible, freeing row i when its match is no longer tight. Returns whether an
+    edge was added (False: every reached row is full or dense; the caller widens instead).
+    """
+    m = K.shape[0]
+    cap = L.shape[1]
+    u, v = F[0], F[1]
+    x, y, nl, rows = I[0], I[1], I[2], I[5]
+    dense = B[0]
+    added = False
+    for j in range(m):
+        if y[j] != -1:
+            continue
+        bi = -1
+        br = INF
+        for t in range(nr):
+            i = rows[t]
+            if dense[i] or nl[i] >= cap:
+                continue
+            r = K[i, j] - u[i] - v[j]
+            if r < br:
+                br = r
+                bi = i
+        if bi < 0:
+            continue
+        i = bi
+        L[i, nl[i]] = j
+        Lc[i, nl[i]] = K[i, j]
+        nl[i] += 1
+        stats[1] += 1
+        added = True
+        if br < 0.0:
+            xi = x[i]
+            if xi >= 0 and br >= -tol:  # still tight within tol: keep the match exactly tight
+                continue
+            u[i] = K[i, j] - v[j]
+            if xi >= 0:
+                y[xi] = -1
+                x[i] = -1
+    return added
+
+
+@njit(cache=True)
 def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats):
     """Steps 2 and 3 of the module docstring on the state left by :func:`_prepare`.
 
@@ -413,11 +464,17 @@ def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats):
                     if i == cur:
                         break
                 nf -= 1
-            else:  # stuck: no free column reachable; every row reached is widened
+            else:  # stuck: no free column reachable
                 stats[2] += nr
-                for t in range(nr):
-                    wq[t] = rows[t]
-                nw = nr
+                if not _link_free_columns(K, tol, L, Lc, F, I, B, nr, stats):  # every row reached is widened
+                    for t in range(nr):
+                        wq[t] = rows[t]
+                    nw = nr
+                nf = 0
+                for i in range(m):  # rows freed by a new edge join the free rows (the stack is rebuilt)
+                    if x[i] == -1:
+                        free[nf] = i
+                        nf += 1
             for t in range(nc):
                 j = cols[t]
                 d[j] = INF
