@@ -30,8 +30,8 @@ then :func:`_run`):
 
 For a cost of integers (|K| < 2^53, as round_ties gives in units of its quantum) every sum is exact
 in float64, so tol = 0 and the proof is exact. Deterministic: one order of rows and columns, no
-randomness. Memory: K plus O(m cap). Six compiled functions (_prepare, _run, _link_free_columns,
-_quantize, _round_scores, _certify) and small helpers, written so that none inlines a large other one (cold
+randomness. Memory: K plus O(m cap). Seven compiled functions (_prepare, _run, _link_free_columns,
+_quantize, _absmax, _round_scores, _certify) and small helpers, written so that none inlines a large other one (cold
 compile time). The O(m^2) passes (row minima, argmins, the certificate) keep four running minima
 (or maxima) instead of one, so they are not one long floating-point dependency chain: 2-4x faster.
 """
@@ -499,21 +499,25 @@ def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats):
     return nf
 
 
-def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2, bound=32, colmin=None):
-    """Run :func:`_prepare` and :func:`_run` on fresh work arrays: returns (x, u, v, stats).
+def work_arrays(m, cap):
+    """The work arrays of :func:`solve` for width m and row capacity cap: (L, Lc, F, I, B)."""
+    return (np.empty((m, cap), np.int64), np.empty((m, cap)), np.empty((3, m)), np.empty((11, m), np.int64),
+            np.empty((3, m), np.bool_))
+
+
+def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2, bound=32, colmin=None, work=None):
+    """Run :func:`_prepare` and :func:`_run`: returns (x, u, v, stats), views of the work arrays.
 
     colmin: the column minima of K when already known (:func:`_round_scores` gives them).
+    work: :func:`work_arrays` (m, max(cap, min(k, m))) to reuse (their content is overwritten);
+    fresh ones by default.
     stats: pricing rounds, rows widened, rows reached by searches, dense rows, prices used.
     """
     m = K.shape[0]
     k = min(k, m)
     cap = max(cap, k)
     H = np.ascontiguousarray(np.asarray(hints, dtype=np.float64).reshape(-1, m))
-    L = np.empty((m, cap), np.int64)
-    Lc = np.empty((m, cap))
-    F = np.empty((3, m))
-    I = np.empty((11, m), np.int64)
-    B = np.empty((3, m), np.bool_)
+    L, Lc, F, I, B = work_arrays(m, cap) if work is None else work
     stats = np.zeros(5, np.int64)
     if colmin is not None:
         F[2] = colmin
@@ -536,6 +540,38 @@ def _quantize(C, q, sign, out):
                 worst = e
             out[i, j] = sign * r
     return worst
+
+
+@njit(cache=True)
+def _absmax(K):
+    """max |K_ij| in one pass (four running maxima); NaN if K has a NaN (max ignores it, a sum
+    0 * K_ij does not)."""
+    b0 = 0.0
+    b1 = 0.0
+    b2 = 0.0
+    b3 = 0.0
+    z = 0.0
+    for i in range(K.shape[0]):
+        Ki = K[i]
+        n = Ki.shape[0]
+        j = 0
+        while j + 4 <= n:
+            a0 = abs(Ki[j])
+            a1 = abs(Ki[j + 1])
+            a2 = abs(Ki[j + 2])
+            a3 = abs(Ki[j + 3])
+            b0 = a0 if a0 > b0 else b0
+            b1 = a1 if a1 > b1 else b1
+            b2 = a2 if a2 > b2 else b2
+            b3 = a3 if a3 > b3 else b3
+            z += 0.0 * (a0 + a1 + a2 + a3)
+            j += 4
+        while j < n:
+            a0 = abs(Ki[j])
+            b0 = a0 if a0 > b0 else b0
+            z += 0.0 * a0
+            j += 1
+    return max(max(b0, b1), max(b2, b3)) + z
 
 
 @njit(cache=True)
