@@ -32,6 +32,15 @@ def test_quick_config_runs_end_to_end(name, tmp_path):
     assert df[barriers].notna().all().all()
     for fig in cfg.output.plots:
         assert (tmp_path / f"{fig}.png").stat().st_size > 0
+    if name == "methods.toml":  # assignments of WM and AM come certified; the report tabulates them
+        assert df["certified_weight"].astype(bool).all() and df["certified_activation"].astype(bool).all()
+        assert df["certified_ste"].isna().all()
+        from tsim.results.report import render
+
+        text = render([tmp_path], tmp_path / "report.md", samples=2).read_text()
+        assert "### Alignment methods per width" in text
+        n = int((df["m"] == df["m"].min()).sum())
+        assert f"WM {n}/{n}, AM {n}/{n}" in text
     if "perm_step" in df:  # the single permutation is the per-step one at its own checkpoint
         own = df[df["step"] == df["perm_step"]]
         assert len(own) > 0 and all(math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)

@@ -49,3 +49,26 @@ def test_report_cli_and_bad_dir(tmp_path, capsys):
     assert (tmp_path / "run" / "report.md").is_file()
     assert cli.main(["report", str(tmp_path / "nothing")]) == 2
     assert "summary.json" in capsys.readouterr().err
+
+
+def test_methods_section_shows_wm_excess_per_width_and_flags_a_negative_one(tmp_path):
+    """WM's excess over barrier-aware matching, per width, from the rows; barrier-aware above WM
+    (it must never be worse) is listed as a disagreement."""
+    path = tmp_path / "methods"
+    path.mkdir()
+    rows = []
+    for m, excess in ((4, [0.0, 2e-4]), (8, [1e-3, -5e-4])):
+        for p, e in enumerate(excess):
+            rows.append({"m": m, "pair": p, "barrier_naive": 0.1, "barrier_weight": 2e-3,
+                         "barrier_barrier": 2e-3 - e, "excess_weight_over_barrier": e,
+                         "certified_weight": True, "certified_barrier": None})
+    pd.DataFrame(rows).to_csv(path / "results.csv", index=False)
+    summary = {"study": "methods", "config_file": "m.toml", "quick": True, "figures": [],
+               "config": {"analysis": {"measures": []}}, "measured": {"rows": len(rows), "groups": []}}
+    (path / "summary.json").write_text(json.dumps(summary))
+    page = render([path], tmp_path / "r.md").read_text()
+    table = page.split("### Alignment methods per width")[1]
+    assert "| 4 | 2 | 0.1 | 0.002 | 0.0019 | 0.0001 | 0.0002 | 1/2 | WM 2/2 |" in table
+    assert "| 8 | 2 |" in table and "WM 2/2" in table
+    dis = page.split("## ", 2)[1]
+    assert "m = 8" in dis and "never be worse" in dis and "m = 4" not in dis
