@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 import tsim
-from benchmarks.conftest import blas_info
+from benchmarks.conftest import best_time, blas_info
 from tests.reference import trained_like_pair
 from tsim.match import round_ties, weight_assignment, weight_scores
 
@@ -63,6 +63,18 @@ def _best(fn, repeat):
         out = fn()
         best = min(best, time.perf_counter() - t0)
     return best, out
+
+
+_RATE: dict = {}
+
+
+def _matmul_rate(n: int = 1000) -> float:
+    """float64 GFLOP/s of a (n x n) @ (n x n) product on this run's one thread, kept with each row:
+    the machine's speed changes from day to day, and the matching rows are rerun apart from the rest."""
+    if "r" not in _RATE:
+        A = np.random.default_rng(0).standard_normal((n, n))
+        _RATE["r"] = 2.0 * n ** 3 / best_time(lambda: A @ A, repeat=5) / 1e9
+    return _RATE["r"]
 
 
 def _blas_kernel():
@@ -122,4 +134,5 @@ def test_weight_matching_vs_fastest_solver(benchmark, record, kind, m, d):
            f"{fastest} on ready cost", target=1.0, tsim_over_fastest=t_tsim / times[fastest],
            cost_s=float(t_cost), tsim_over_fastest_with_cost=t_tsim / (t_cost + times[fastest]),
            solver_s={k: float(v) for k, v in times.items()}, skipped=sorted(slow), blas=_blas_kernel(),
-           unique=bool(res.unique), sap=res.stats)
+           unique=bool(res.unique), sap=res.stats, matmul_gflops_1t=_matmul_rate(),
+           date=time.strftime("%Y-%m-%d %H:%M"))

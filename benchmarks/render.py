@@ -161,6 +161,12 @@ def matching_section(rows: list[dict]) -> list[str]:
                    f"{r.get('blas', '')} |")
     out += ["", f"Met on {len(rows) - len(missed)} of {len(rows)} costs" +
             (f"; **not met on {len(missed)}**: {'; '.join(missed)}." if missed else "."), ""]
+    dates = sorted({r["date"] for r in rows if r.get("date")})
+    rates = [r["matmul_gflops_1t"] for r in rows if r.get("matmul_gflops_1t")]
+    if dates:
+        out += [f"Measured {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "") +
+                (f", float64 matmul (1000^3, one thread) {min(rates):.0f}-{max(rates):.0f} GFLOP/s" if rates else "") +
+                " (the machine section above is that of the other rows).", ""]
     return out
 
 
