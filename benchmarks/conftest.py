@@ -137,6 +137,10 @@ def pytest_sessionfinish(session, exitstatus):
     rows = {key(r): r for r in old.get("results", [])}
     rows.update({key(r): r for r in RESULTS})
     machine = dict(old.get("machine", {}))
+    if not _MACHINE:  # no machine measurement this session (e.g. bench_matching alone, whose rows carry
+        # their own date and matmul rate): the machine section stays that of the run that measured it
+        OUT.write_text(json.dumps({"machine": machine, "results": list(rows.values())}, indent=1, default=float))
+        return
     machine.update(_MACHINE)
     machine.update({
         "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),

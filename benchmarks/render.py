@@ -165,7 +165,8 @@ def matching_section(rows: list[dict]) -> list[str]:
     rates = [r["matmul_gflops_1t"] for r in rows if r.get("matmul_gflops_1t")]
     if dates:
         out += [f"Measured {dates[0]}" + (f" to {dates[-1]}" if len(dates) > 1 else "") +
-                (f", float64 matmul (1000^3, one thread) {min(rates):.0f}-{max(rates):.0f} GFLOP/s" if rates else "") +
+                (f", float64 matmul (1000^3, one thread) {min(rates):.0f}" +
+                 (f"-{max(rates):.0f}" if round(max(rates)) != round(min(rates)) else "") + " GFLOP/s" if rates else "") +
                 " (the machine section above is that of the other rows).", ""]
     return out
 

@@ -205,3 +205,48 @@ def test_trivial_sizes_and_validation():
         solve_lap(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="non-finite"):
         solve_lap(np.array([[0.0, np.nan], [1.0, 2.0]]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 23), seed=st.integers(0, 2 ** 31 - 1), ties=st.booleans())
+def test_lap_row_kernels_equal_numpy(n, seed, ties):
+    """The four-accumulator passes of the LAP kernels give numpy's min, first argmin, max and counts
+    (exactly: min and max do not round), remainder loops included (n not a multiple of 4)."""
+    from tsim._kernels.lap import _absmax, _argmin, _maxcount, _rowmin
+
+    rng = np.random.default_rng(seed)
+    row, v = rng.standard_normal(n), rng.standard_normal(n)
+    if ties:  # integer costs with repeated values: the first index of the minimum must win
+        row, v = rng.integers(-3, 3, n).astype(float), np.zeros(n)
+    r = row - v
+    assert _rowmin(row, v) == r.min()
+    b, j = _argmin(row, v)
+    assert b == r.min() and j == int(np.argmin(r))
+    ui = float(rng.standard_normal())
+    lo = float(np.median(ui + v - row))
+    w, c = _maxcount(row, ui, v, lo)
+    assert w == (ui + v - row).max() and c == int(((ui + v - row) >= lo).sum())
+    K = rng.standard_normal((3, n))
+    assert _absmax(K) == np.abs(K).max()
+    K[1, n // 2] = np.nan
+    assert np.isnan(_absmax(K))
+
+
+def test_weight_assignment_reuses_its_workspace_without_leaking_between_calls(rng):
+    """Repeated calls share per-thread arrays: a result is never changed by a later call, other shapes
+    in between do not disturb it, and threads get their own arrays (same answers as one at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tsim.match import weight_assignment
+
+    pairs = [reference.trained_like_pair(np.random.default_rng(s), m, d) for s, (m, d) in
+             enumerate([(40, 6), (40, 6), (25, 9), (40, 6)])]
+    first = weight_assignment(*pairs[0])
+    kept = first.perm.copy(), first.u.copy(), first.v.copy()
+    alone = [weight_assignment(A, B) for A, B in pairs]
+    assert all(np.array_equal(a, b) for a, b in zip(kept, (first.perm, first.u, first.v)))
+    assert np.array_equal(alone[0].perm, first.perm) and alone[0].value == first.value
+    with ThreadPoolExecutor(4) as ex:
+        threaded = list(ex.map(lambda p: weight_assignment(*p), pairs * 3))
+    for r, a in zip(threaded, alone * 3):
+        assert np.array_equal(r.perm, a.perm) and r.value == a.value and r.certified
