@@ -162,8 +162,8 @@ def test_small_candidate_lists_force_widening_and_dense_rows_and_stay_exact(rng,
 
 
 @pytest.mark.parametrize("kind", ["random", "trained"])
-def test_weight_assignment_is_certified_and_equals_scipy_on_the_rounded_score(rng, kind):
-    m, d = 200, 16
+@pytest.mark.parametrize("m, d", [(200, 16), (96, 60)])  # candidate-list searches; whole-row searches
+def test_weight_assignment_is_certified_and_equals_scipy_on_the_rounded_score(rng, kind, m, d):
     if kind == "random":
         A = tsim.TwoLayer(rng.standard_normal((m, d)), rng.standard_normal(m))
         B = tsim.TwoLayer(rng.standard_normal((m, d)), rng.standard_normal(m))
@@ -250,3 +250,21 @@ def test_weight_assignment_reuses_its_workspace_without_leaking_between_calls(rn
         threaded = list(ex.map(lambda p: weight_assignment(*p), pairs * 3))
     for r, a in zip(threaded, alone * 3):
         assert np.array_equal(r.perm, a.perm) and r.value == a.value and r.certified
+
+
+@settings(max_examples=30, deadline=None)
+@given(m=st.integers(2, 40), seed=st.integers(0, 2 ** 31 - 1), levels=st.sampled_from([0, 3, 50]))
+def test_whole_row_searches_are_exact_with_certified_prices(m, seed, levels):
+    """The dense (Jonker-Volgenant) search path on random and heavily tied integer costs: the optimum
+    of scipy, prices feasible on every entry and tight on the assignment, in exact arithmetic."""
+    from scipy.optimize import linear_sum_assignment
+
+    from tsim._kernels.lap import _certify, solve
+
+    rng = np.random.default_rng(seed)
+    K = (rng.integers(0, levels, (m, m)) if levels else rng.integers(-10 ** 9, 10 ** 9, (m, m))).astype(float)
+    x, u, v, st = solve(K, [], 3, 6, 0.0, dense_search=True)
+    r, c = linear_sum_assignment(K)
+    assert np.array_equal(np.sort(x), np.arange(m)) and K[np.arange(m), x].sum() == K[r, c].sum()
+    viol, slack, big, _ = _certify(K, x, u, v, 0.0, np.empty((8 * m, 2), np.int64))
+    assert viol <= 0.0 and slack == 0.0 and st[1] == 0  # no row widened: searches never get stuck

@@ -23,15 +23,16 @@ then :func:`_run`):
    ones. A search that reaches no free column gives each free column one edge from the nearest
    row it reached (:func:`_link_free_columns`; only when every reached row is full does it widen
    them all: k more edges, or all m once a row has ``cap``), re-prices those rows, frees those no
-   longer tight and goes on.
+   longer tight and goes on. On request (small, full-rank costs, where candidate lists carry
+   little structure) searches run on whole rows instead (:func:`_dense_path`, as in LAPJV).
 3. Pricing: each sparse row is checked against all m columns; a row with an edge of reduced cost
    < -tol is widened and freed; step 2 runs again. When no row violates, (u, v) is feasible for
    the whole matrix: the matching is optimal (weak duality).
 
 For a cost of integers (|K| < 2^53, as round_ties gives in units of its quantum) every sum is exact
 in float64, so tol = 0 and the proof is exact. Deterministic: one order of rows and columns, no
-randomness. Memory: K plus O(m cap). Seven compiled functions (_prepare, _run, _link_free_columns,
-_quantize, _absmax, _round_scores, _certify) and small helpers, written so that none inlines a large other one (cold
+randomness. Memory: K plus O(m cap). Eight compiled functions (_prepare, _run, _dense_path,
+_link_free_columns, _quantize, _absmax, _round_scores, _certify) and small helpers, written so that none inlines a large other one (cold
 compile time). The O(m^2) passes (row minima, argmins, the certificate) keep four running minima
 (or maxima) instead of one, so they are not one long floating-point dependency chain: 2-4x faster.
 """
@@ -319,11 +320,93 @@ def _link_free_columns(K, tol, L, Lc, F, I, B, nr, stats):
 
 
 @njit(cache=True)
-def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats):
+def _dense_path(K, cur, F, I):
+    """One shortest augmenting path from the free row cur over every edge of K (Jonker-Volgenant's
+    dense search: the columns at the current minimum distance are taken together, no heap), prices
+    moved as in :func:`_run` (feasible and tight on the matching for every edge), the path flipped.
+    Returns the number of rows scanned. Work arrays: F[2] distances, I[4] predecessors, I[6] columns.
+    """
+    m = K.shape[0]
+    u, v, d = F[0], F[1], F[2]
+    x, y, path, cols = I[0], I[1], I[4], I[6]
+    Kc = K[cur]
+    uc = u[cur]
+    for j in range(m):
+        cols[j] = j
+        path[j] = cur
+        d[j] = Kc[j] - uc - v[j]
+    lo = 0  # cols[:lo] scanned, cols[lo:hi] at the current minimum mu, cols[hi:] not yet reached
+    hi = 0
+    mu = 0.0
+    sink = -1
+    scanned = 1
+    while sink == -1:
+        if lo == hi:  # the next minimum: gather every column at it (a free one ends the search)
+            mu = d[cols[hi]]
+            hi += 1
+            for t in range(hi, m):
+                j = cols[t]
+                dj = d[j]
+                if dj <= mu:
+                    if dj < mu:
+                        hi = lo
+                        mu = dj
+                    cols[t] = cols[hi]
+                    cols[hi] = j
+                    hi += 1
+            for t in range(lo, hi):
+                if y[cols[t]] == -1:
+                    sink = cols[t]
+                    break
+            if sink >= 0:
+                break
+        j = cols[lo]  # scan the row matched to a column at the minimum
+        lo += 1
+        i = y[j]
+        scanned += 1
+        Ki = K[i]
+        h = mu - u[i]
+        t = hi
+        while t < m:
+            j2 = cols[t]
+            r = h + Ki[j2] - v[j2]
+            if r < d[j2]:
+                d[j2] = r
+                path[j2] = i
+                if r == mu:
+                    if y[j2] == -1:
+                        sink = j2
+                        break
+                    cols[t] = cols[hi]
+                    cols[hi] = j2
+                    hi += 1
+            t += 1
+    # prices: rows reached through a scanned column j rise by mu - d_j, those columns fall by it
+    u[cur] += mu
+    for t in range(lo):
+        j = cols[t]
+        dj = mu - d[j]
+        v[j] -= dj
+        u[y[j]] += dj
+    j = sink
+    while True:  # flip the path
+        i = path[j]
+        y[j] = i
+        nxt = x[i]
+        x[i] = j
+        j = nxt
+        if i == cur:
+            break
+    return scanned
+
+
+@njit(cache=True)
+def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats, dense_search):
     """Steps 2 and 3 of the module docstring on the state left by :func:`_prepare`.
 
     Result: x = I[0] (column of row i), u = F[0], v = F[1], feasible (u_i + v_j <= K_ij + tol) and
-    tight on x unless the pricing rounds ran out (stats[0] == max_rounds). stats: pricing rounds,
+    tight on x unless the pricing rounds ran out (stats[0] == max_rounds). dense_search: every
+    augmenting search runs on whole rows (:func:`_dense_path`) instead of the candidate edges. stats: pricing rounds,
     rows widened, rows reached by searches, dense rows.
     """
     m = K.shape[0]
@@ -370,6 +453,10 @@ def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats):
                     else:  # still tight (within tol): keep the match exactly tight
                         u[i] = Ki[xi] - v[xi]
             nw = 0
+        if nf > 0 and dense_search:  # a dense search (every edge, no heap) from the free row
+            stats[2] += _dense_path(K, free[nf - 1], F, I)
+            nf -= 1
+            continue
         if nf > 0:  # one shortest augmenting path from the free row cur
             cur = free[nf - 1]
             nr = 0
@@ -505,12 +592,12 @@ def work_arrays(m, cap):
             np.empty((3, m), np.bool_))
 
 
-def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2, bound=32, colmin=None, work=None):
+def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2, bound=32, colmin=None, work=None, dense_search=False):
     """Run :func:`_prepare` and :func:`_run`: returns (x, u, v, stats), views of the work arrays.
 
     colmin: the column minima of K when already known (:func:`_round_scores` gives them).
     work: :func:`work_arrays` (m, max(cap, min(k, m))) to reuse (their content is overwritten);
-    fresh ones by default.
+    fresh ones by default. dense_search: see :func:`_run`.
     stats: pricing rounds, rows widened, rows reached by searches, dense rows, prices used.
     """
     m = K.shape[0]
@@ -522,7 +609,7 @@ def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2, bound=32, colmin=Non
     if colmin is not None:
         F[2] = colmin
     nf = _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats, min(m, bound), colmin is not None)
-    _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats)
+    _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats, dense_search)
     return I[0], F[0], F[1], stats
 
 
