@@ -16,7 +16,8 @@ then :func:`_run`):
    as in LAPJV but with at most 32 (not m) price moves per free row, which stops the long price
    wars of structure-free costs: 1.4-1.8x faster at m = 512-1024) matches more rows. A row never
    bids past theta_i, the k-th reduced cost when its edges were chosen: every edge left out costs
-   at least that (prices only fall), so the bid keeps the row's price feasible on the whole row.
+   at least that (prices only fall), so the bid keeps the row's price feasible on the whole row; a
+   row whose candidates all rose above theta_i is left free.
 2. Every free row is augmented by Dijkstra on the reduced costs K_ij - u_i - v_j >= 0 over its
    candidate edges (binary heap with decrease-key; order: distance, then a free column, then the
    column index); prices move so that they stay feasible on candidate edges and tight on matched
@@ -231,6 +232,10 @@ def _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats, bound, have_min):
                         j2 = j1
                         v1 = c
                         j1 = j
+            if theta[i] < v1:  # an edge left out is now below every candidate: the row stays free
+                free[nfree] = i
+                nfree += 1
+                continue
             if theta[i] < v2:  # an edge left out may be second best: bid no further than it
                 v2 = theta[i]
                 j2 = -1
@@ -320,6 +325,20 @@ def _link_free_columns(K, tol, L, Lc, F, I, B, nr, stats):
 
 
 @njit(cache=True)
+def _flip(x, y, path, sink, cur):
+    """Augment along the path of predecessors from the free column sink back to the free row cur."""
+    j = sink
+    while True:
+        i = path[j]
+        y[j] = i
+        nxt = x[i]
+        x[i] = j
+        j = nxt
+        if i == cur:
+            break
+
+
+@njit(cache=True)
 def _dense_path(K, cur, F, I):
     """One shortest augmenting path from the free row cur over every edge of K (Jonker-Volgenant's
     dense search: the columns at the current minimum distance are taken together, no heap), prices
@@ -388,15 +407,7 @@ def _dense_path(K, cur, F, I):
         dj = mu - d[j]
         v[j] -= dj
         u[y[j]] += dj
-    j = sink
-    while True:  # flip the path
-        i = path[j]
-        y[j] = i
-        nxt = x[i]
-        x[i] = j
-        j = nxt
-        if i == cur:
-            break
+    _flip(x, y, path, sink, cur)
     return scanned
 
 
@@ -541,15 +552,7 @@ def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats, dense_search):
                     j = cols[t]
                     if sc[j]:
                         v[j] -= min_val - d[j]
-                j = sink
-                while True:  # flip the path
-                    i = path[j]
-                    y[j] = i
-                    nxt = x[i]
-                    x[i] = j
-                    j = nxt
-                    if i == cur:
-                        break
+                _flip(x, y, path, sink, cur)
                 nf -= 1
             else:  # stuck: no free column reachable
                 stats[2] += nr
