@@ -68,4 +68,8 @@ def test_align_methods_by_name(teacher):
     assert wm.value == pytest.approx(tsim.barrier(A, B, teacher, perm=tsim.weight_matching(A, B)).value, abs=1e-15)
     best = tsim.barrier(A, B, teacher, align="optimal")
     assert best.value <= wm.value + 1e-12  # brute force over all 5! permutations never loses
-    assert tsim.barrier(A, B, teacher, align="activation").value >= best.value - 1e-12
+    am = tsim.barrier(A, B, teacher, align="activation")
+    assert am.value >= best.value - 1e-12
+    # an assignment solved with a duality certificate says so; brute force and no alignment solve none
+    assert wm.certified is True and am.certified is True
+    assert best.certified is None and tsim.barrier(A, B, teacher).certified is None

@@ -25,6 +25,7 @@ def test_default_quick_run_writes_everything(tmp_path):
     # modulo permutation the barrier is never above the naive one by more than rounding for m >= M here
     wide = df[df["m"] >= 4]
     assert (wide["barrier_wm"] <= wide["barrier_naive"] + 1e-9).all()
+    assert df["certified_wm"].astype(bool).all()  # every weight matching came with its optimality certificate
     # rerun: nothing recomputed, same numbers
     again = cli.run(None, str(out), quick=True, progress=False)
     assert again["measured"] == summary["measured"]

@@ -46,6 +46,8 @@ class BarrierResult:
     losses : ndarray, (grid,)     L(path(t))
     perm : ndarray or None        permutation applied to B (None for the naive barrier)
     n_tied : int                  rows with a tied weight-matching partner (0 if not aligned)
+    certified : bool or None      the aligner's assignment came with an LP duality certificate (weight and
+                                  activation matching); None when not aligned or the method solves none
     """
 
     value: float
@@ -55,6 +57,7 @@ class BarrierResult:
     losses: np.ndarray
     perm: np.ndarray | None = None
     n_tied: int = 0
+    certified: bool | None = None
 
     @property
     def loss_a(self) -> float:
@@ -80,13 +83,13 @@ def barrier(A: TwoLayer, B: TwoLayer, T: TwoLayer | None = None, *, align=None, 
         raise ValueError(f"grid must be an integer >= 2; got {grid!r}. Pass the number of t-points, e.g. 51.")
     if A.d != B.d:
         raise ValueError(f"A and B must have the same input dimension d; got d={A.d} and d={B.d}.")
-    n_tied = 0
+    n_tied, certified = 0, None
     if align is not None and perm is None:
         if A.m != B.m:
             raise ValueError(f"A and B must have the same width; got {A.m} and {B.m}. Pad the narrower one "
                              "(TwoLayer.pad) or use tsim.align, which pads.")
         r = aligner(align)(A, B, T=T, X=X, inputs=inputs, grid=int(grid))
-        perm, n_tied = r.perm, r.n_tied
+        perm, n_tied, certified = r.perm, r.n_tied, getattr(r, "certified", None)
     if perm is not None:
         perm = check_perm(perm, B.m)
         B = B.permute(perm)
@@ -101,10 +104,10 @@ def barrier(A: TwoLayer, B: TwoLayer, T: TwoLayer | None = None, *, align=None, 
         if T is None:
             raise ValueError("the population barrier needs a teacher T (or pass a sample X, y).")
         losses = path_losses(A, B, T, ts, inputs)
-    return barrier_from_losses(ts, losses, perm=perm, n_tied=n_tied)
+    return barrier_from_losses(ts, losses, perm=perm, n_tied=n_tied, certified=certified)
 
 
-def barrier_from_losses(ts, losses, *, perm=None, n_tied: int = 0) -> BarrierResult:
+def barrier_from_losses(ts, losses, *, perm=None, n_tied: int = 0, certified: bool | None = None) -> BarrierResult:
     """The barrier of a loss curve measured on a t-grid: the one reading of a path, for any model.
 
     curve(t) = L(t) - ((1 - t) L(0) + t L(1)); value = max_t curve, t its argmax (the first on ties).
@@ -122,4 +125,4 @@ def barrier_from_losses(ts, losses, *, perm=None, n_tied: int = 0) -> BarrierRes
     k = int(np.nanargmax(curve)) if np.any(np.isfinite(curve)) else 0
     value = float(curve[k]) if np.all(np.isfinite(curve)) else float(np.max(curve))
     return BarrierResult(value=value, t=float(ts[k]), curve=curve, ts=ts, losses=losses, perm=perm,
-                         n_tied=int(n_tied))
+                         n_tied=int(n_tied), certified=certified)

@@ -2,7 +2,8 @@
 
 Train ``sweep.pairs`` pairs of students from independent inits (both students of a pair see the
 same data), then report per pair the naive and weight-matched barriers on the exact population
-loss, endpoint losses, sparsity and training status (a diverged pair gets NaN barriers).
+loss, endpoint losses, sparsity and training status (a diverged pair gets NaN barriers);
+``certified_wm``: the weight matching came with an LP duality certificate of optimality.
 """
 from __future__ import annotations
 
@@ -23,13 +24,13 @@ def run(cfg, pairs) -> list[dict]:
     for p, row, A, B in trained:
         if diverged(row):
             row.update(loss_a=np.nan, loss_b=np.nan, barrier_naive=np.nan, barrier_wm=np.nan, t_naive=np.nan,
-                       t_wm=np.nan, n_tied=-1)
+                       t_wm=np.nan, n_tied=-1, certified_wm=None)
         else:
             naive = barrier(A, B, T, grid=grid, inputs=inputs)
             wm = barrier(A, B, T, align="weight", grid=grid, inputs=inputs)
             row.update(loss_a=population_loss(A, T, inputs), loss_b=population_loss(B, T, inputs),
                        barrier_naive=naive.value, barrier_wm=wm.value, t_naive=naive.t, t_wm=wm.t,
-                       n_tied=wm.n_tied)
+                       n_tied=wm.n_tied, certified_wm=wm.certified)
         if cfg.train.method != "population":
             row.update(zip(("test_loss_a", "test_loss_b"), test_losses(cfg, T, (A, B), p)))
         row.update(sparse_a=sparse_fraction(A), sparse_b=sparse_fraction(B),
