@@ -232,7 +232,7 @@ def test_lap_row_kernels_equal_numpy(n, seed, ties):
     assert np.isnan(_absmax(K))
 
 
-def test_weight_assignment_reuses_its_workspace_without_leaking_between_calls(rng):
+def test_weight_assignment_reuses_its_workspace_without_leaking_between_calls(rng, monkeypatch):
     """Repeated calls share per-thread arrays: a result is never changed by a later call, other shapes
     in between do not disturb it, and threads get their own arrays (same answers as one at a time)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -250,6 +250,14 @@ def test_weight_assignment_reuses_its_workspace_without_leaking_between_calls(rn
         threaded = list(ex.map(lambda p: weight_assignment(*p), pairs * 3))
     for r, a in zip(threaded, alone * 3):
         assert np.array_equal(r.perm, a.perm) and r.value == a.value and r.certified
+    import tsim.match as tm
+
+    assert tm._WORK.w[0] == (40, 6)  # the last shape is kept ...
+    monkeypatch.setattr(tm, "WORKSPACE_MAX", 20 * 20)
+    assert weight_assignment(*pairs[2]).value == alone[2].value
+    assert tm._WORK.w is None  # ... unless its score matrix is above the bound: nothing held
+    again = weight_assignment(*pairs[0])
+    assert tm._WORK.w is None and np.array_equal(again.perm, first.perm) and again.value == first.value
 
 
 @settings(max_examples=30, deadline=None)

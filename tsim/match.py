@@ -315,8 +315,9 @@ def _workspace(m: int, d: int) -> tuple:
 
     Z_A, Z_B (m, d + 1), the score K (m, m), column minima (m,) and the solver's work arrays. Fresh
     pages cost more than the arithmetic on them here (first touch ~1.5 GB/s against ~4 GB/s for a
-    rewrite), so a sweep matching many pairs of one shape reuses one set. Only the last shape is kept
-    (at most one problem's memory per thread); nothing in them outlives a call's result.
+    rewrite), so a sweep matching many pairs of one shape reuses one set. Only the last shape is kept,
+    and only up to :data:`WORKSPACE_MAX` entries of K (32 MiB; beyond, the solve outweighs the pages
+    and nothing is held); nothing in them outlives a call's result.
     """
     from ._kernels.lap import work_arrays
 
@@ -325,8 +326,12 @@ def _workspace(m: int, d: int) -> tuple:
         cap = max(SAP_CAP, min(SAP_K, m))
         w = ((m, d), np.empty((m, d + 1)), np.empty((m, d + 1)), np.empty((m, m)), np.empty(m),
              work_arrays(m, cap) + (np.empty((TIGHT_CAP * m, 2), np.int64),))
-        _WORK.w = w
+        _WORK.w = w if m * m <= WORKSPACE_MAX else None
     return w[1:]
+
+
+#: the largest score matrix (entries) a thread keeps between weight matchings: m <= 2048
+WORKSPACE_MAX = 2 ** 22
 
 
 class _Scaled:
