@@ -33,8 +33,8 @@ then :func:`_run`):
 For a cost of integers (|K| < 2^53, as round_ties gives in units of its quantum) every sum is exact
 in float64, so tol = 0 and the proof is exact. Deterministic: one order of rows and columns, no
 randomness. Memory: K plus O(m cap). Eight compiled functions (_prepare, _run, _dense_path,
-_link_free_columns, _quantize, _absmax, _round_scores, _certify) and small helpers, written so that none inlines a large other one (cold
-compile time). The O(m^2) passes (row minima, argmins, the certificate) keep four running minima
+_link_free_columns, _quantize, _absmax, _round_scores, _certify) and small helpers, written so that
+none inlines a large other one (cold compile time). The O(m^2) passes (row minima, argmins, the certificate) keep four running minima
 (or maxima) instead of one, so they are not one long floating-point dependency chain: 2-4x faster.
 """
 import numpy as np
