@@ -285,13 +285,13 @@ def weight_assignment(A: TwoLayer, B: TwoLayer) -> Assignment:
     m = A.m
     if m <= 1:
         return solve_lap(weight_scores(A, B), maximize=True)
-    from ._kernels.lap import _absmax, _round_scores
+    from ._kernels.lap import _round_scores
 
     ZA, ZB, K, colmin, work = _workspace(m, A.d)
     neuron_features(A, out=ZA)
     neuron_features(B, out=ZB)
     np.matmul(ZA, ZB.T, out=K)
-    scale = _absmax(K)
+    scale = max(float(K.max()), -float(K.min()))
     if scale == 0.0 or not np.isfinite(scale):
         return solve_lap(round_ties(K.copy()), maximize=True)
     q = _grid(K, scale)

@@ -32,10 +32,11 @@ then :func:`_run`):
 
 For a cost of integers (|K| < 2^53, as round_ties gives in units of its quantum) every sum is exact
 in float64, so tol = 0 and the proof is exact. Deterministic: one order of rows and columns, no
-randomness. Memory: K plus O(m cap). Eight compiled functions (_prepare, _run, _dense_path,
-_link_free_columns, _quantize, _absmax, _round_scores, _certify) and small helpers, written so that
-none inlines a large other one (cold compile time). The O(m^2) passes (row minima, argmins, the certificate) keep four running minima
-(or maxima) instead of one, so they are not one long floating-point dependency chain: 2-4x faster.
+randomness. Memory: K plus O(m cap). Eight compiled functions (_prepare, _run, _dense_searches,
+_dense_path, _link_free_columns, _quantize, _round_scores, _certify) and small helpers,
+written so that none inlines a large other one (cold compile time). The O(m^2) passes (row minima,
+argmins, the certificate) keep four running minima (or maxima) instead of one, so they are not one
+long floating-point dependency chain: 2-4x faster.
 """
 import numpy as np
 from numba import njit
@@ -412,12 +413,21 @@ def _dense_path(K, cur, F, I):
 
 
 @njit(cache=True)
-def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats, dense_search):
+def _dense_searches(K, nf, F, I, stats):
+    """Augment every free row (the stack I[3][:nf], last first) by :func:`_dense_path`; stats[2] counts
+    the rows scanned. Its own compiled function, called from Python, so that :func:`_run` does not
+    carry the dense search (cold compile time)."""
+    free = I[3]
+    for t in range(nf - 1, -1, -1):
+        stats[2] += _dense_path(K, free[t], F, I)
+
+
+@njit(cache=True)
+def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats):
     """Steps 2 and 3 of the module docstring on the state left by :func:`_prepare`.
 
     Result: x = I[0] (column of row i), u = F[0], v = F[1], feasible (u_i + v_j <= K_ij + tol) and
-    tight on x unless the pricing rounds ran out (stats[0] == max_rounds). dense_search: every
-    augmenting search runs on whole rows (:func:`_dense_path`) instead of the candidate edges. stats: pricing rounds,
+    tight on x unless the pricing rounds ran out (stats[0] == max_rounds). stats: pricing rounds,
     rows widened, rows reached by searches, dense rows.
     """
     m = K.shape[0]
@@ -464,10 +474,6 @@ def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats, dense_search):
                     else:  # still tight (within tol): keep the match exactly tight
                         u[i] = Ki[xi] - v[xi]
             nw = 0
-        if nf > 0 and dense_search:  # a dense search (every edge, no heap) from the free row
-            stats[2] += _dense_path(K, free[nf - 1], F, I)
-            nf -= 1
-            continue
         if nf > 0:  # one shortest augmenting path from the free row cur
             cur = free[nf - 1]
             nr = 0
@@ -612,7 +618,10 @@ def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2, bound=32, colmin=Non
     if colmin is not None:
         F[2] = colmin
     nf = _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats, min(m, bound), colmin is not None)
-    _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats, dense_search)
+    if dense_search:  # whole-row searches; _run then only prices (and repairs what pricing finds)
+        _dense_searches(K, nf, F, I, stats)
+        nf = 0
+    _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats)
     return I[0], F[0], F[1], stats
 
 
@@ -630,38 +639,6 @@ def _quantize(C, q, sign, out):
                 worst = e
             out[i, j] = sign * r
     return worst
-
-
-@njit(cache=True)
-def _absmax(K):
-    """max |K_ij| in one pass (four running maxima); NaN if K has a NaN (max ignores it, a sum
-    0 * K_ij does not)."""
-    b0 = 0.0
-    b1 = 0.0
-    b2 = 0.0
-    b3 = 0.0
-    z = 0.0
-    for i in range(K.shape[0]):
-        Ki = K[i]
-        n = Ki.shape[0]
-        j = 0
-        while j + 4 <= n:
-            a0 = abs(Ki[j])
-            a1 = abs(Ki[j + 1])
-            a2 = abs(Ki[j + 2])
-            a3 = abs(Ki[j + 3])
-            b0 = a0 if a0 > b0 else b0
-            b1 = a1 if a1 > b1 else b1
-            b2 = a2 if a2 > b2 else b2
-            b3 = a3 if a3 > b3 else b3
-            z += 0.0 * (a0 + a1 + a2 + a3)
-            j += 4
-        while j < n:
-            a0 = abs(Ki[j])
-            b0 = a0 if a0 > b0 else b0
-            z += 0.0 * a0
-            j += 1
-    return max(max(b0, b1), max(b2, b3)) + z
 
 
 @njit(cache=True)
