@@ -323,9 +323,8 @@ def _workspace(m: int, d: int) -> tuple:
 
     w = getattr(_WORK, "w", None)
     if w is None or w[0] != (m, d):
-        cap = max(SAP_CAP, min(SAP_K, m))
         w = ((m, d), np.empty((m, d + 1)), np.empty((m, d + 1)), np.empty((m, m)), np.empty(m),
-             work_arrays(m, cap) + (np.empty((TIGHT_CAP * m, 2), np.int64),))
+             work_arrays(m, SAP_K, SAP_CAP) + (np.empty((TIGHT_CAP * m, 2), np.int64),))
         _WORK.w = w if m * m <= WORKSPACE_MAX else None
     return w[1:]
 

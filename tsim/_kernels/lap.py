@@ -144,8 +144,8 @@ def _smallest(row, v, k, bv, bj, skip):
 def _prepare(K, H, k, tol, arr, L, Lc, F, I, B, stats, bound, have_min):
     """Steps 1 of the module docstring: initial prices, candidate edges, greedy matching, ARR.
 
-    H (h, m): guesses of the column prices. have_min: F[2] already holds the column minima of K. Work arrays: L (m, cap) int64, Lc (m, cap) float64
-    (edges, their costs); F (3, m) float64 (u, v, d); I (11, m) int64 (x, y, nl, free, path, rows,
+    H (h, m): guesses of the column prices. have_min: F[2] already holds the column minima of K.
+    Work arrays: L (m, cap) int64, Lc (m, cap) float64 (edges, their costs); F (3, m) float64 (u, v, d); I (11, m) int64 (x, y, nl, free, path, rows,
     cols, heap, pos, queue, tie); B (3, m) bool (dense, sc, mark). Returns the number of free rows
     (in I[3], a stack); stats[4] = the prices used (0 column minima, 1 half, 2 + r: H[r]).
     """
@@ -359,7 +359,6 @@ def _dense_path(K, cur, F, I):
     hi = 0
     mu = 0.0
     sink = -1
-    scanned = 1
     while sink == -1:
         if lo == hi:  # the next minimum: gather every column at it (a free one ends the search)
             mu = d[cols[hi]]
@@ -383,7 +382,6 @@ def _dense_path(K, cur, F, I):
         j = cols[lo]  # scan the row matched to a column at the minimum
         lo += 1
         i = y[j]
-        scanned += 1
         Ki = K[i]
         h = mu - u[i]
         t = hi
@@ -409,7 +407,7 @@ def _dense_path(K, cur, F, I):
         v[j] -= dj
         u[y[j]] += dj
     _flip(x, y, path, sink, cur)
-    return scanned
+    return lo + 1  # the rows of the scanned columns, and cur
 
 
 @njit(cache=True)
@@ -595,8 +593,10 @@ def _run(K, nf, k, tol, max_rounds, L, Lc, F, I, B, stats):
     return nf
 
 
-def work_arrays(m, cap):
-    """The work arrays of :func:`solve` for width m and row capacity cap: (L, Lc, F, I, B)."""
+def work_arrays(m, k, cap):
+    """The work arrays of :func:`solve` for width m, k edges per row and capacity cap: (L, Lc, F, I, B),
+    rows of L and Lc max(cap, min(k, m)) long."""
+    cap = max(cap, min(k, m))
     return (np.empty((m, cap), np.int64), np.empty((m, cap)), np.empty((3, m)), np.empty((11, m), np.int64),
             np.empty((3, m), np.bool_))
 
@@ -605,15 +605,15 @@ def solve(K, hints, k, cap, tol, max_rounds=10 ** 9, arr=2, bound=32, colmin=Non
     """Run :func:`_prepare` and :func:`_run`: returns (x, u, v, stats), views of the work arrays.
 
     colmin: the column minima of K when already known (:func:`_round_scores` gives them).
-    work: :func:`work_arrays` (m, max(cap, min(k, m))) to reuse (their content is overwritten);
-    fresh ones by default. dense_search: see :func:`_run`.
+    work: :func:`work_arrays` (m, k, cap) to reuse (their content is overwritten); fresh ones by
+    default. dense_search: augment the free rows left by :func:`_prepare` by whole-row searches
+    (:func:`_dense_searches`); :func:`_run` then only prices.
     stats: pricing rounds, rows widened, rows reached by searches, dense rows, prices used.
     """
     m = K.shape[0]
-    k = min(k, m)
-    cap = max(cap, k)
     H = np.ascontiguousarray(np.asarray(hints, dtype=np.float64).reshape(-1, m))
-    L, Lc, F, I, B = work_arrays(m, cap) if work is None else work
+    L, Lc, F, I, B = work_arrays(m, k, cap) if work is None else work
+    k = min(k, m)
     stats = np.zeros(5, np.int64)
     if colmin is not None:
         F[2] = colmin
