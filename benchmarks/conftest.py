@@ -137,18 +137,16 @@ def pytest_sessionfinish(session, exitstatus):
     rows = {key(r): r for r in old.get("results", [])}
     rows.update({key(r): r for r in RESULTS})
     machine = dict(old.get("machine", {}))
-    if not _MACHINE:  # no machine measurement this session (e.g. bench_matching alone, whose rows carry
-        # their own date and matmul rate): the machine section stays that of the run that measured it
-        OUT.write_text(json.dumps({"machine": machine, "results": list(rows.values())}, indent=1, default=float))
-        return
-    machine.update(_MACHINE)
-    machine.update({
-        "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-        "numba_threads": numba.get_num_threads(), "blas": blas_info(),
-        "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TSIM_BENCH_THREADS",
-                                               "OMP_WAIT_POLICY")},
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-    })
+    if _MACHINE:  # without a machine measurement this session (e.g. bench_matching alone, whose rows carry
+        # their own date and matmul rate) the machine section stays that of the run that measured it
+        machine.update(_MACHINE)
+        machine.update({
+            "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "numba_threads": numba.get_num_threads(), "blas": blas_info(),
+            "env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TSIM_BENCH_THREADS",
+                                                   "OMP_WAIT_POLICY")},
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        })
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"machine": machine, "results": list(rows.values())}, indent=1, default=float))
