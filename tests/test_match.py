@@ -205,6 +205,31 @@ def test_trivial_sizes_and_validation():
         solve_lap(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="non-finite"):
         solve_lap(np.array([[0.0, np.nan], [1.0, 2.0]]))
+    big = tsim.TwoLayer(np.full((4, 2), 1e200), np.ones(4))  # scores overflow to inf, and to inf - inf = NaN
+    for other in (big, tsim.TwoLayer(np.array([[1e200, -1e200]] * 4), np.ones(4))):
+        with np.errstate(all="ignore"), pytest.raises(ValueError, match="non-finite"):
+            weight_assignment(big, other)
+    zero = tsim.TwoLayer(np.zeros((3, 2)), np.zeros(3))  # S = 0: every perm optimal
+    assert weight_assignment(zero, zero).certified
+
+
+@pytest.mark.parametrize("m, d", [(40, 7), (130, 3), (64, 200)])
+def test_round_scores_kernel_is_round_ties_and_the_hint(m, d):
+    """The fused kernel of weight matching: -K is round_ties(S) bit for bit (q as match._grid), its column
+    minima, and the column price hint rint(-|z_j|^2 / 2q)."""
+    from tsim._kernels.lap import _round_scores
+    from tsim.match import _grid, neuron_features
+
+    rng = np.random.default_rng(m)
+    A, B = (tsim.TwoLayer(rng.standard_normal((m, d)) * 10.0 ** rng.integers(-5, 5), rng.standard_normal(m))
+            for _ in range(2))
+    ZB = neuron_features(B)
+    S = neuron_features(A) @ ZB.T
+    K, colmin, hint = S.copy(), np.empty(m), np.empty(m)
+    q = _round_scores(K, colmin, ZB, hint)
+    assert q == _grid(S, float(np.abs(S).max()))
+    assert np.array_equal(-K * q, round_ties(S.copy())) and np.array_equal(colmin, K.min(axis=0))
+    assert np.allclose(hint, np.rint(-(ZB ** 2).sum(axis=1) / (2 * q)), rtol=1e-14, atol=1.0)
 
 
 @settings(max_examples=60, deadline=None)
@@ -272,3 +297,27 @@ def test_whole_row_searches_are_exact_with_certified_prices(m, seed, levels):
     assert np.array_equal(np.sort(x), np.arange(m)) and K[np.arange(m), x].sum() == K[r, c].sum()
     viol, slack, big, _ = _certify(K, x, u, v, 0.0, np.empty((8 * m, 2), np.int64))
     assert viol <= 0.0 and slack == 0.0 and st[1] == 0  # no row widened: searches never get stuck
+
+
+
+def test_whole_row_path_falls_back_to_the_pricing_path(monkeypatch):
+    """If the whole-row path's prices ever failed the certificate, the sparse path (which prices
+    against the whole matrix) solves again: same certified optimum."""
+    import tsim._kernels.lap as lapk
+
+    rng = np.random.default_rng(3)
+    A, B = (tsim.TwoLayer(rng.standard_normal((40, 30)), rng.standard_normal(40)) for _ in range(2))
+    ref = weight_assignment(A, B)
+    assert ref.stats["rounds"] == 0  # the whole-row path: no pricing round
+    calls = []
+    certify = lapk._certify
+
+    def fail_once(K, x, u, v, tol, E):
+        out = certify(K, x, u, v, tol, E)
+        calls.append(1)
+        return (1.0,) + tuple(out[1:]) if len(calls) == 1 else out
+
+    monkeypatch.setattr(lapk, "_certify", fail_once)
+    res = weight_assignment(A, B)
+    assert len(calls) == 2 and res.certified and res.stats["rounds"] >= 1
+    assert np.array_equal(res.perm, ref.perm) and res.value == ref.value

@@ -103,24 +103,29 @@ def _check_square(C: np.ndarray, name: str = "cost") -> np.ndarray:
     return C
 
 
-def _solve_sap(K: np.ndarray, C, maximize: bool, q: float, tol: float, hints: list[np.ndarray],
+def _solve_sap(K: np.ndarray, C, maximize: bool, q: float, tol: float, hints,
                colmin: np.ndarray | None = None, work: tuple | None = None, dense_search: bool = False) -> Assignment:
     """Solve min sum K[i, perm[i]] (K = +-C, or +-C / q in exact mode) by sparse SAP and certify it.
 
-    hints: guesses of the column prices of K (min form) besides the built-in ones (see solve_lap);
+    hints: guesses of the column prices of K (min form) besides the built-in ones (see solve_lap), a list
+    of (m,) arrays or an (h, m) array;
     colmin: the column minima of K, when known; work: the solver's work arrays to reuse (and E);
     dense_search: augmenting searches on whole rows (see :data:`DENSE_M`).
     On a tied optimum the permutation of the earlier rule (:func:`_legacy_assignment` on the same
     input) is returned instead, certified by the same prices.
     """
-    from ._kernels.lap import _alternating_cycle, _certify, solve
+    from ._kernels.lap import _alternating_cycle, _certify, solve, work_arrays
 
     m = K.shape[0]
-    x, u, v, st = solve(K, hints, SAP_K, SAP_CAP, tol, arr=SAP_ARR, colmin=colmin,
-                        work=None if work is None else work[:5], dense_search=dense_search)
-    x = x.copy()  # a view of the work arrays
-    E = np.empty((TIGHT_CAP * m, 2), np.int64) if work is None else work[5]
+    if work is None:
+        work = work_arrays(m, SAP_K, SAP_CAP) + (np.empty((TIGHT_CAP * m, 2), np.int64),)
+    x, u, v, st = solve(K, hints, SAP_K, SAP_CAP, tol, arr=SAP_ARR, colmin=colmin, work=work[:5],
+                        dense_search=dense_search)
+    E = work[5]
     viol, slack, big, n_tight = _certify(K, x, u, v, tol, E)
+    if dense_search and not (viol <= tol and slack <= tol):  # never seen: the sparse path, which prices
+        return _solve_sap(K, C, maximize, q, tol, hints, colmin, work)
+    x = x.copy()  # a view of the work arrays
     unit = q if q > 0 else 1.0
     sign = -1.0 if maximize else 1.0
     certified = bool(viol <= tol and slack <= tol and big < 2.0 ** 52)
@@ -287,17 +292,14 @@ def weight_assignment(A: TwoLayer, B: TwoLayer) -> Assignment:
         return solve_lap(weight_scores(A, B), maximize=True)
     from ._kernels.lap import _round_scores
 
-    ZA, ZB, K, colmin, work = _workspace(m, A.d)
+    ZA, ZB, K, colmin, hint, work = _workspace(m, A.d)
     neuron_features(A, out=ZA)
     neuron_features(B, out=ZB)
     np.matmul(ZA, ZB.T, out=K)
-    scale = max(float(K.max()), -float(K.min()))
-    if scale == 0.0 or not np.isfinite(scale):
+    q = _round_scores(K, colmin, ZB, hint[0])  # K = -rint(S / q): minimise; S rounded = -q K exactly as round_ties gives
+    if q == 0.0:  # max |S| is 0 (or not finite: rejected by the solver's check)
         return solve_lap(round_ties(K.copy()), maximize=True)
-    q = _grid(K, scale)
-    _round_scores(K, q, colmin)  # K = -rint(S / q): minimise; S rounded = -q K exactly as round_ties gives
-    S = _Scaled(K, -q)
-    return _solve_sap(K, S, True, q, 0.0, [np.rint(np.einsum("ij,ij->i", ZB, ZB) * (-0.5 / q))], colmin, work,
+    return _solve_sap(K, _Scaled(K, -q), True, q, 0.0, hint, colmin, work,  # column prices guessed as |z^B_j|^2 / 2
                       dense_search=m <= DENSE_M and 2 * (A.d + 1) >= m)
 
 
@@ -313,7 +315,8 @@ _WORK = threading.local()
 def _workspace(m: int, d: int) -> tuple:
     """Per-thread arrays of :func:`weight_assignment` for (m, d), kept for the next call of that shape.
 
-    Z_A, Z_B (m, d + 1), the score K (m, m), column minima (m,) and the solver's work arrays. Fresh
+    Z_A, Z_B (m, d + 1), the score K (m, m), column minima (m,), the column price hint (1, m) and the
+    solver's work arrays. Fresh
     pages cost more than the arithmetic on them here (first touch ~1.5 GB/s against ~4 GB/s for a
     rewrite), so a sweep matching many pairs of one shape reuses one set. Only the last shape is kept,
     and only up to :data:`WORKSPACE_MAX` entries of K (32 MiB; beyond, the solve outweighs the pages
@@ -323,7 +326,7 @@ def _workspace(m: int, d: int) -> tuple:
 
     w = getattr(_WORK, "w", None)
     if w is None or w[0] != (m, d):
-        w = ((m, d), np.empty((m, d + 1)), np.empty((m, d + 1)), np.empty((m, m)), np.empty(m),
+        w = ((m, d), np.empty((m, d + 1)), np.empty((m, d + 1)), np.empty((m, m)), np.empty(m), np.empty((1, m)),
              work_arrays(m, SAP_K, SAP_CAP) + (np.empty((TIGHT_CAP * m, 2), np.int64),))
         _WORK.w = w if m * m <= WORKSPACE_MAX else None
     return w[1:]
