@@ -10,9 +10,9 @@ recorded baseline is the fastest of them on the same cost in the same process, a
 its inverse, the repository's "x faster" convention). ``tsim_over_fastest_with_cost`` compares with what a
 user of the raw solver runs: building the same rounded S (``weight_scores``: GEMM and rounding), then the
 fastest solver. One thread throughout (threadpoolctl). tsim, the cost build and the solvers run in interleaved
-rounds (best of 20 at m = 128, 5 at 512, 3 at 1024, 1 beyond), so a slow spell of a shared machine hits them alike.
+rounds (best of 20 at m = 128, 10 at 256, 5 at 512, 3 at 1024, 1 beyond), so a slow spell of a shared machine hits them alike.
 
-Costs, m in {128, 512, 1024, 2048, 4096}, d in {16, 64, 256}:
+Costs, m in {128, 256, 512, 1024, 2048, 4096}, d in {16, 64, 256}:
 - "random": A, B Gaussian (no structure, the hardest inner-product case for JV);
 - "trained": students near teacher-aligned minima, rows = teacher directions x Exp(1) scales +
   noise, B a permuted noisy copy of A (what trained students look like; many near-ties).
@@ -35,7 +35,7 @@ from tsim.match import round_ties, weight_assignment, weight_scores
 
 lap = pytest.importorskip("lap")
 
-MS = [128, 512, 1024, 2048, 4096]
+MS = [128, 256, 512, 1024, 2048, 4096]
 DS = [16, 64, 256]
 FULL = os.environ.get("TSIM_BENCH_MATCH") == "full"
 _SLOW: dict = {}  # (kind, d) -> baselines >= 3x slower than the fastest at the last m
@@ -101,7 +101,7 @@ def test_weight_matching_vs_fastest_solver(benchmark, record, kind, m, d):
     from scipy.optimize import linear_sum_assignment
 
     A, B = _pair(kind, m, d)
-    repeat = 20 if m <= 128 else (5 if m <= 512 else (3 if m <= 1024 else 1))  # sub-ms calls: more rounds
+    repeat = 20 if m <= 128 else (10 if m <= 256 else 5 if m <= 512 else (3 if m <= 1024 else 1))  # sub-ms calls: more rounds
     benchmark.pedantic(lambda: weight_assignment(A, B), rounds=1, iterations=1, warmup_rounds=1)
     res = weight_assignment(A, B)
     S = weight_scores(A, B)  # the same rounded score, ready-made

@@ -112,7 +112,7 @@ MATCH_INTRO = """`benchmarks/bench_matching.py` (default grid: every (m, d) up t
 process. **tsim** is `tsim.match.weight_assignment(A, B)`, all of it: the GEMM S = Z_A Z_B^T, the rounding of
 `round_ties`, the exact sparse solve and the LP duality certificate checked over all m^2 entries. The **baselines** get
 the rounded S ready-made: scipy `linear_sum_assignment(S, maximize=True)`, lapx `lapjv`, `lapjvs(prefer_float32=False)`
-and `lapjvc` on -S; "fastest" is the fastest of them on the same cost, best of 20 (m = 128), 5 (m = 512), 3
+and `lapjvc` on -S; "fastest" is the fastest of them on the same cost, best of 20 (m = 128), 10 (m = 256), 5 (m = 512), 3
 (m = 1024) or 1 (m >= 2048) calls, tsim likewise, in interleaved rounds (tsim, S, each solver, then again), so that
 a slow spell of the shared machine hits every contender alike. `tsim / fastest` is the issue's ratio (target <= 1). `S + fastest` is what a user of the raw solver runs end to
 end: building the same rounded S (`weight_scores`, the GEMM and the rounding; its time in `S`), then the fastest
