@@ -24,8 +24,9 @@ then :func:`_run`):
    ones. A search that reaches no free column gives each free column one edge from the nearest
    row it reached (:func:`_link_free_columns`; only when every reached row is full does it widen
    them all: k more edges, or all m once a row has ``cap``), re-prices those rows, frees those no
-   longer tight and goes on. On request (small, full-rank costs, where candidate lists carry
-   little structure) searches run on whole rows instead (:func:`_dense_path`, as in LAPJV).
+   longer tight and goes on. On request (small costs: weight matching at m <= 256) searches run on
+   whole rows instead (:func:`_dense_path`, Dijkstra as in LAPJV, vectorised passes) and step 3 is
+   left to the caller's certificate.
 3. Pricing: each sparse row is checked against all m columns; a row with an edge of reduced cost
    < -tol is widened and freed; step 2 runs again. When no row violates, (u, v) is feasible for
    the whole matrix: the matching is optimal (weak duality).
