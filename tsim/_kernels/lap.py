@@ -124,21 +124,25 @@ def _smallest(row, v, k, bv, bj, skip):
     thr = INF  # bv[k - 1] once k are kept (a local, so that the test stays in a register)
     for j in range(m):
         r = row[j] - v[j]
-        if r < thr:
-            if skip[j]:
-                continue
-            p = n if n < k else k - 1
-            while p > 0 and bv[p - 1] > r:
-                bv[p] = bv[p - 1]
-                bj[p] = bj[p - 1]
-                p -= 1
-            bv[p] = r
-            bj[p] = j
-            if n < k:
-                n += 1
-            if n == k:
-                thr = bv[k - 1]
+        if r < thr and not skip[j]:
+            n, thr = _insert(r, j, k, bv, bj, n, thr)
     return n
+
+
+@njit(cache=True)
+def _insert(r, j, k, bv, bj, n, thr):
+    """Insert (r, j) into the sorted bv[:n], bj[:n] (after equal values), keeping the k smallest:
+    returns (n, thr), thr = bv[k - 1] once k are kept, else inf."""
+    p = n if n < k else k - 1
+    while p > 0 and bv[p - 1] > r:
+        bv[p] = bv[p - 1]
+        bj[p] = bj[p - 1]
+        p -= 1
+    bv[p] = r
+    bj[p] = j
+    if n < k:
+        n += 1
+    return n, (bv[k - 1] if n == k else thr)
 
 
 @njit(cache=True)
@@ -173,19 +177,8 @@ def _smallest_all(row, v, k, bv, bj, R, M, cj):
     thr = INF
     for t in range(c):  # as in _smallest, over the candidates
         j = cj[t]
-        r = R[j]
-        if r < thr:
-            p = n if n < k else k - 1
-            while p > 0 and bv[p - 1] > r:
-                bv[p] = bv[p - 1]
-                bj[p] = bj[p - 1]
-                p -= 1
-            bv[p] = r
-            bj[p] = j
-            if n < k:
-                n += 1
-            if n == k:
-                thr = bv[k - 1]
+        if R[j] < thr:
+            n, thr = _insert(R[j], j, k, bv, bj, n, thr)
     return n
 
 
