@@ -215,10 +215,10 @@ def test_trivial_sizes_and_validation():
 
 @pytest.mark.parametrize("m, d", [(40, 7), (130, 3), (64, 200)])
 def test_round_scores_kernel_is_round_ties_and_the_hint(m, d):
-    """The fused kernel of weight matching: -K is round_ties(S) bit for bit (q as match._grid), its column
+    """The fused kernel of weight matching: -K is round_ties(S) bit for bit (q = quantum(max|S|)), its column
     minima, and the column price hint rint(-|z_j|^2 / 2q)."""
-    from tsim._kernels.lap import _round_scores
-    from tsim.match import _grid, neuron_features
+    from tsim._kernels.lap import _round_scores, quantum
+    from tsim.match import neuron_features
 
     rng = np.random.default_rng(m)
     A, B = (tsim.TwoLayer(rng.standard_normal((m, d)) * 10.0 ** rng.integers(-5, 5), rng.standard_normal(m))
@@ -227,7 +227,7 @@ def test_round_scores_kernel_is_round_ties_and_the_hint(m, d):
     S = neuron_features(A) @ ZB.T
     K, colmin, hint = S.copy(), np.empty(m), np.empty(m)
     q = _round_scores(K, colmin, ZB, hint)
-    assert q == _grid(S, float(np.abs(S).max()))
+    assert q == quantum(float(np.abs(S).max()))
     assert np.array_equal(-K * q, round_ties(S.copy())) and np.array_equal(colmin, K.min(axis=0))
     assert np.allclose(hint, np.rint(-(ZB ** 2).sum(axis=1) / (2 * q)), rtol=1e-14, atol=1.0)
 
@@ -321,3 +321,19 @@ def test_whole_row_path_falls_back_to_the_pricing_path(monkeypatch):
     res = weight_assignment(A, B)
     assert len(calls) == 2 and res.certified and res.stats["rounds"] >= 1
     assert np.array_equal(res.perm, ref.perm) and res.value == ref.value
+
+
+def test_quantum_is_twelve_significant_digits_of_the_scale():
+    """q = 10^(floor(log10 scale) - 11), as numpy computes it, at and around the powers of ten (where a
+    last-bit difference of log10 would move the exponent) and elsewhere; rounding twice changes nothing."""
+    from tsim._kernels.lap import quantum
+
+    rng = np.random.default_rng(0)
+    scales = [x for e in range(-30, 31) for p in (float(f"1e{e}"),)
+              for x in (p, np.nextafter(p, 0.0), np.nextafter(p, np.inf))] + list(10.0 ** rng.uniform(-30, 30, 2000))
+    for s in scales:
+        q = quantum(float(s))
+        assert q == 10.0 ** (np.floor(np.log10(s)) - 11) and 1e11 * (1 - 1e-14) <= s / q < 1e12 * (1 + 1e-14)
+    C = rng.standard_normal((30, 30)) * 10.0 ** rng.uniform(-8, 8, (30, 1))
+    R = round_ties(C.copy())
+    assert np.array_equal(round_ties(R.copy()), R) and np.abs(R - C).max() <= 0.501 * quantum(float(np.abs(C).max()))

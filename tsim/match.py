@@ -35,7 +35,9 @@ def round_ties(C: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     scale = max(float(C.max()), -float(C.min())) if C.size else 0.0  # max |C|, no temporary
     if scale == 0.0:
         return C
-    q = 10.0 ** (np.floor(np.log10(scale)) - 11)
+    from ._kernels.lap import quantum
+
+    q = quantum(scale)
     R = np.divide(C, q, out=out)
     np.rint(R, out=R)
     R *= q
@@ -87,11 +89,6 @@ class Assignment:
     solver: str
     unique: bool | None = None
     stats: dict = field(default_factory=dict)
-
-
-def _grid(C: np.ndarray, scale: float) -> float:
-    """The quantum q of round_ties for this scale: 10^(floor(log10 scale) - 11)."""
-    return 10.0 ** (np.floor(np.log10(scale)) - 11)
 
 
 def _check_square(C: np.ndarray, name: str = "cost") -> np.ndarray:
@@ -218,11 +215,11 @@ def solve_lap(C: np.ndarray, maximize: bool = False, col_prices: np.ndarray | No
         return Assignment(perm=perm, u=np.zeros(m), v=C[0].copy() if m else np.zeros(0), certified=True,
                           value=float(np.trace(C)), violation=0.0, tol=0.0, quantum=0.0, solver=solver,
                           unique=m <= 1)
-    from ._kernels.lap import _quantize
+    from ._kernels.lap import _quantize, quantum
 
     sign = -1.0 if maximize else 1.0
     K = np.empty_like(C)
-    q = _grid(C, scale)
+    q = quantum(scale)
     for qq in (q, q / 10):  # round_ties's grid of C, or of a C whose rounding reached the next power of 10
         if _quantize(C, qq, sign, K) <= 1e-3:
             q, tol = qq, 0.0

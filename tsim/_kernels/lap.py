@@ -703,9 +703,17 @@ def _quantize(C, q, sign, out):
 
 
 @njit(cache=True)
+def quantum(scale):
+    """q = 10^(floor(log10 scale) - 11) for scale > 0: the grid of round_ties (12 significant digits of
+    scale). One compiled function for round_ties, solve_lap and weight matching, so that all use the
+    same q bit for bit (numpy's log10 and numba's could differ in the last bit near a power of ten)."""
+    return 10.0 ** (np.floor(np.log10(scale)) - 11.0)
+
+
+@njit(cache=True)
 def _round_scores(K, d, ZB, hint):
     """Round the score S = K in place as round_ties does, into the integers to minimise: K = -rint(S / q),
-    q = 10^(floor(log10 max|S|) - 11) (bit for bit the q of ``tsim.match._grid``); d = the column minima
+    q = :func:`quantum` (max|S|), as round_ties; d = the column minima
     of the result; hint_j = rint(-|z^B_j|^2 / (2 q)), the column price guess of weight matching (ZB (m, d + 1)).
     Returns q, or 0 (K untouched) when max|S| is 0 or S is not finite.
 
@@ -722,7 +730,7 @@ def _round_scores(K, d, ZB, hint):
         nan += c
     if scale == 0.0 or not np.isfinite(scale) or nan > 0:
         return 0.0
-    q = 10.0 ** (np.floor(np.log10(scale)) - 11)
+    q = quantum(scale)
     for j in range(n):
         d[j] = INF
     for i in range(m):
