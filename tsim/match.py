@@ -111,11 +111,11 @@ def _solve_sap(K: np.ndarray, C, maximize: bool, q: float, tol: float, hints,
     On a tied optimum the permutation of the earlier rule (:func:`_legacy_assignment` on the same
     input) is returned instead, certified by the same prices.
     """
-    from ._kernels.lap import _alternating_cycle, _certify, solve, work_arrays
+    from ._kernels.lap import _alternating_cycle, _certify, solve
 
     m = K.shape[0]
     if work is None:
-        work = work_arrays(m, SAP_K, SAP_CAP) + (np.empty((TIGHT_CAP * m, 2), np.int64),)
+        work = _solver_work(m)
     x, u, v, st = solve(K, hints, SAP_K, SAP_CAP, tol, arr=SAP_ARR, colmin=colmin, work=work[:5],
                         dense_search=dense_search)
     E = work[5]
@@ -293,7 +293,8 @@ def weight_assignment(A: TwoLayer, B: TwoLayer) -> Assignment:
     neuron_features(A, out=ZA)
     neuron_features(B, out=ZB)
     np.matmul(ZA, ZB.T, out=K)
-    q = _round_scores(K, colmin, ZB, hint[0])  # K = -rint(S / q): minimise; S rounded = -q K exactly as round_ties gives
+    # K = -rint(S / q), to minimise: the S of weight_scores (round_ties) is -q K exactly
+    q = _round_scores(K, colmin, ZB, hint[0])
     if q == 0.0:  # max |S| is 0 (or not finite: rejected by the solver's check)
         return solve_lap(round_ties(K.copy()), maximize=True)
     return _solve_sap(K, _Scaled(K, -q), True, q, 0.0, hint, colmin, work,  # column prices guessed as |z^B_j|^2 / 2
@@ -313,20 +314,26 @@ def _workspace(m: int, d: int) -> tuple:
     """Per-thread arrays of :func:`weight_assignment` for (m, d), kept for the next call of that shape.
 
     Z_A, Z_B (m, d + 1), the score K (m, m), column minima (m,), the column price hint (1, m) and the
-    solver's work arrays. Fresh
-    pages cost more than the arithmetic on them here (first touch ~1.5 GB/s against ~4 GB/s for a
-    rewrite), so a sweep matching many pairs of one shape reuses one set. Only the last shape is kept,
-    and only up to :data:`WORKSPACE_MAX` entries of K (32 MiB; beyond, the solve outweighs the pages
-    and nothing is held); nothing in them outlives a call's result.
+    solver's work arrays (:func:`_solver_work`). Fresh pages cost more than the arithmetic on them here
+    (first touch ~1.5 GB/s against ~4 GB/s for a rewrite), so a sweep matching many pairs of one shape
+    reuses one set. Only the last shape is kept, and only up to :data:`WORKSPACE_MAX` entries of K
+    (32 MiB; beyond, the solve outweighs the pages and nothing is held); nothing in them outlives a
+    call's result.
     """
-    from ._kernels.lap import work_arrays
-
     w = getattr(_WORK, "w", None)
     if w is None or w[0] != (m, d):
         w = ((m, d), np.empty((m, d + 1)), np.empty((m, d + 1)), np.empty((m, m)), np.empty(m), np.empty((1, m)),
-             work_arrays(m, SAP_K, SAP_CAP) + (np.empty((TIGHT_CAP * m, 2), np.int64),))
+             _solver_work(m))
         _WORK.w = w if m * m <= WORKSPACE_MAX else None
     return w[1:]
+
+
+def _solver_work(m: int) -> tuple:
+    """The arrays :func:`_solve_sap` works in for width m: the solver's (:func:`tsim._kernels.lap.work_arrays`)
+    and E, the certificate's list of tight edges (TIGHT_CAP m, 2)."""
+    from ._kernels.lap import work_arrays
+
+    return work_arrays(m, SAP_K, SAP_CAP) + (np.empty((TIGHT_CAP * m, 2), np.int64),)
 
 
 #: the largest score matrix (entries) a thread keeps between weight matchings: m <= 2048
